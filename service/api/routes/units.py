@@ -1,0 +1,53 @@
+"""``GET /v1/units/{id}`` and ``GET /v1/documents``."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fastapi import APIRouter, Path
+
+from service.api.deps import CallerDep, ReaderDep, SearcherDep
+from service.models import DocumentPublic, ErrorResponse, UnitPublic
+from service.search import to_query_filter
+from guideqa.errors import GuideQAError
+
+router = APIRouter(prefix="/v1", tags=["units"])
+
+
+class UnitNotFound(GuideQAError):
+    code = "not_found"
+    default_message = "指定された単位（条項）は見つかりません。"
+
+
+@router.get("/units/{unit_id}", response_model=UnitPublic, responses={404: {"model": ErrorResponse}})
+def get_unit(
+    caller: ReaderDep,
+    searcher: SearcherDep,
+    unit_id: str = Path(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$"),
+) -> UnitPublic:
+    """The full unit with its provenance. A unit outside the caller's groups is reported as not found."""
+    found = searcher.get_units([unit_id], to_query_filter(None, caller.access))
+    if not found:
+        raise UnitNotFound()
+    return UnitPublic.model_validate(found[0])
+
+
+@router.get("/documents", response_model=list[DocumentPublic])
+def list_documents(caller: CallerDep, searcher: SearcherDep) -> list[DocumentPublic]:
+    """Documents the caller can see, with unit counts."""
+    counts: Counter = Counter()
+    first: dict[str, dict] = {}
+    for payload in searcher.iter_units(to_query_filter(None, caller.access)):
+        counts[payload["doc_id"]] += 1
+        first.setdefault(payload["doc_id"], payload)
+    return [
+        DocumentPublic(
+            doc_id=d,
+            title=p["doc_title"],
+            issuer=p.get("issuer", ""),
+            date=p.get("doc_date", ""),
+            source_file=p["source_file"],
+            units=counts[d],
+        )
+        for d, p in sorted(first.items())
+    ]

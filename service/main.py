@@ -1,0 +1,85 @@
+"""FastAPI application: the composition root of the service.
+
+``create_app(settings)`` wires settings, the searcher, keys, the answerer and the
+audit log once; routes stay thin. Run with ``guideqa serve`` (or ``make run``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, HTMLResponse
+
+from guideqa.settings import Settings, get_settings
+from service.api.errors import ERROR_STATUS, install_error_handlers
+from service.api.routes import health, search, units
+from service.limits import BodyGuard
+from service.state import build_state
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+MAX_BODY_BYTES = 64 * 1024
+
+DESCRIPTION = """
+Question answering over Japan's public-sector generative-AI guidelines (デジタル庁, 総務省, 東京都).
+
+* Every answer cites the exact clause (document, section path, verbatim quote).
+* `mode=clauses` returns ranked clauses without any LLM call.
+* Answers are **AI-generated** and must be checked against the cited sources.
+
+**Authentication**: send `X-API-Key: <key>` (or `Authorization: Bearer <key>`). Keys map to a role
+(`admin`, `user`, `widget`) and access groups; units outside the caller's groups are never returned.
+
+**Errors** are JSON `{"error": {"code": "...", "message": "（日本語）"}}` with a fixed status per code:
+
+| code | status |
+|---|---|
+""" + "\n".join(f"| `{c}` | {s} |" for c, s in sorted(ERROR_STATUS.items(), key=lambda kv: (kv[1], kv[0])))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state = build_state(settings)
+        app.state.guideqa = state
+        try:
+            state.searcher.index_version  # open the shard now, not on the first request
+        except Exception as exc:  # noqa: BLE001 - start anyway; /readyz reports the problem
+            log.warning("index not ready at start-up: %s", getattr(exc, "message", exc))
+        yield
+        state.close()
+
+    app = FastAPI(
+        title="guideqa — 生成AIガイドライン QA",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    app.add_middleware(BodyGuard, max_bytes=MAX_BODY_BYTES)
+
+    app.include_router(health.router)
+    app.include_router(search.router)
+    app.include_router(units.router)
+
+    @app.get("/", include_in_schema=False, response_class=HTMLResponse)
+    def demo_page() -> FileResponse:
+        return FileResponse(STATIC / "demo.html", media_type="text/html; charset=utf-8")
+
+    @app.get("/widget.js", include_in_schema=False)
+    def widget_js() -> FileResponse:
+        return FileResponse(STATIC / "widget.js", media_type="application/javascript; charset=utf-8")
+
+    return app

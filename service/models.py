@@ -1,0 +1,222 @@
+"""Typed request and response schemas of the API and the CLI's ``--json`` output.
+
+Names follow direction (``SearchRequest`` in, ``SearchResponse`` out) and one
+word per idea: ``unit``, ``section_path``, ``quote``, ``doc_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Filters",
+    "SearchRequest",
+    "SearchHitPublic",
+    "SearchResponse",
+    "ProvenancePublic",
+    "UnitPublic",
+    "DocumentPublic",
+    "AskRequest",
+    "Citation",
+    "RemovedSentence",
+    "AskResponse",
+    "FeedbackCreate",
+    "FeedbackPublic",
+    "ErrorBody",
+    "ErrorResponse",
+    "CheckRequest",
+    "CheckResponse",
+    "CheckCase",
+    "ClassRow",
+]
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class Filters(BaseModel):
+    """Optional filters applied inside the vector-store query."""
+
+    model_config = _STRICT
+    doc_ids: list[str] = Field(default_factory=list, max_length=20, description="Document IDs (file names without extension).")
+    issuers: list[str] = Field(default_factory=list, max_length=20, description="e.g. デジタル庁, 総務省, 東京都デジタルサービス局")
+    kinds: list[Literal["clause", "table_row", "qa", "definition", "paragraph"]] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, max_length=20, description="e.g. 必須, 推奨, セキュリティ")
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"query": "3C情報をクラウドに入れていい？", "top_k": 5}]})
+    query: str = Field(min_length=1, max_length=2000, description="質問文（日本語）")
+    top_k: int = Field(5, ge=1, le=50)
+    filters: Filters = Field(default_factory=Filters)
+
+
+class SearchHitPublic(BaseModel):
+    rank: int
+    id: str
+    score: float = Field(description="Fused RRF score (rank-based).")
+    dense_score: float = Field(description="Cosine similarity of the question and the unit.")
+    lexical: float = Field(description="Share of the question's content words found in the unit.")
+    doc_id: str
+    doc_title: str
+    section_path: list[str]
+    kind: str
+    tags: list[str]
+    text: str
+    matched_terms: list[str] = Field(description="Question words that occur in the unit, for highlighting.")
+    source_file: str
+    line_start: int
+    line_end: int
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[SearchHitPublic]
+    index_version: str
+    sections: list[str] = Field(default_factory=list, description="Section names the question pinned.")
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class ProvenancePublic(BaseModel):
+    section_path: list[str]
+    source_file: str
+    line_start: int
+    line_end: int
+
+
+class UnitPublic(BaseModel):
+    id: str
+    doc_id: str
+    doc_title: str
+    issuer: str
+    section_path: list[str]
+    kind: str
+    tags: list[str]
+    title: str
+    header: str
+    row: str
+    text: str
+    source_file: str
+    line_start: int
+    line_end: int
+    provenance: list[ProvenancePublic]
+    content_hash: str
+
+
+class DocumentPublic(BaseModel):
+    doc_id: str
+    title: str
+    issuer: str
+    date: str
+    source_file: str
+    units: int
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"question": "入札予定価格って3C情報？ネットの生成AIに入れていい？", "mode": "answer", "stream": False}]},
+    )
+    question: str = Field(min_length=1, max_length=2000, description="質問文（日本語）")
+    mode: Literal["answer", "clauses"] = Field("answer", description="answer: generated answer with citations; clauses: ranked clauses only, no LLM.")
+    stream: bool = Field(False, description="Server-sent events: clauses, token, check, citations, done, error.")
+    filters: Filters = Field(default_factory=Filters)
+    top_k: int = Field(5, ge=1, le=20)
+
+
+class Citation(BaseModel):
+    n: int = Field(description="The [n] used in the answer text.")
+    unit_id: str
+    doc_title: str
+    section_path: list[str]
+    quote: str = Field(description="Verbatim text of the unit (or the exact span used).")
+    source_file: str
+    line_start: int
+    line_end: int
+
+
+class RemovedSentence(BaseModel):
+    sentence: str
+    reason: Literal["unknown_citation", "no_citation", "not_supported", "leak", "prompt_leak"]
+
+
+class CheckCase(BaseModel):
+    service: str = Field(description="The service case this verdict is for.")
+    verdict: Literal["可", "条件付きで可", "不可", "判断できない"]
+    conditions: list[str] = Field(default_factory=list)
+    reason: str
+
+
+class ClassRow(BaseModel):
+    class_id: str = Field(description="e.g. 3A, 3B, 3C, 2, 1")
+    label: str
+    national_class: str
+    examples: list[str]
+    cloud_rule: str
+    unit_id: str
+
+
+class CheckResponse(BaseModel):
+    question: str
+    information: list[str] = Field(default_factory=list, description="Information items recognised.")
+    class_: str | None = Field(None, alias="class", description="Confidentiality class, e.g. 3C; null if unknown.")
+    verdict: Literal["可", "条件付きで可", "不可", "判断できない"]
+    conditions: list[str] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    service_attributes: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list, description="What the question did not say (service, information).")
+    cases: list[CheckCase] = Field(default_factory=list, description="Verdicts per likely case when something is unclear.")
+    items: list[dict[str, Any]] = Field(default_factory=list, description="One verdict per information item when several are named.")
+    citations: list[Citation] = Field(default_factory=list)
+    table_row: ClassRow | None = None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class CheckRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"question": "施設の設計図面、ネットの生成AIに貼って要約させていい？"}, {"information": "入札予定価格", "service": "約款型の生成AIサービス"}]},
+    )
+    question: str | None = Field(None, max_length=2000)
+    information: str | None = Field(None, max_length=500)
+    service: str | None = Field(None, max_length=500)
+
+
+class AskResponse(BaseModel):
+    answer_id: str
+    answer: str
+    citations: list[Citation]
+    abstained: bool
+    mode: Literal["answer", "clauses"]
+    model: str | None
+    index_version: str
+    timings: dict[str, float] = Field(default_factory=dict)
+    related: list[SearchHitPublic] = Field(default_factory=list, description="Ranked clauses (関連する可能性のある箇所).")
+    removed: list[RemovedSentence] = Field(default_factory=list, description="Sentences the citation gate removed.")
+    notice: str | None = Field(None, description="e.g. why the answer fell back to clauses.")
+    check: CheckResponse | None = Field(None, description="Confidentiality verdict when the question is of that kind.")
+    ai_generated: bool = Field(True, description="The answer text was produced by an AI model and must be checked against the sources.")
+
+
+class FeedbackCreate(BaseModel):
+    model_config = _STRICT
+    answer_id: str = Field(min_length=1, max_length=64)
+    rating: Literal["up", "down"]
+    comment: str = Field("", max_length=2000)
+
+
+class FeedbackPublic(BaseModel):
+    answer_id: str
+    rating: str
+    recorded: bool
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code.")
+    message: str = Field(description="Japanese message safe to show a user.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
