@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from guideqa.settings import Settings
 from index.search import Searcher
+from index.tokenizer import get_tokenizer
+from service.answer import Answerer, LLMQueue
 from service.auth import KeyRing
+from service.check import CheckEngine, load_rules
 from service.components import build_searcher
 from service.ratelimit import RateLimiter
 
@@ -23,22 +27,77 @@ class AppState:
     searcher: Searcher
     keys: KeyRing
     rate_limiter: RateLimiter
+    queue: LLMQueue
+    backend: Any | None = None
+    guard: Any | None = None
+    audit: Any | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    _check: CheckEngine | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def check_engine(self) -> CheckEngine:
+        """The confidentiality check, validated against the live index on first use.
+
+        Raises:
+            RulesError: the rules file is malformed or cites a unit that is gone.
+            IndexNotReady: there is no index to validate against yet.
+        """
+        with self._lock:
+            if self._check is None:
+                lookup = lambda ids: self.searcher.get_units(ids, None)  # noqa: E731 - rules may cite any label
+                rules = load_rules(self.settings.check_rules_file, lookup_units=lookup)
+                self._check = CheckEngine(rules, lookup_units=lookup)
+            return self._check
+
+    def answerer(self) -> Answerer:
+        return Answerer(
+            self.settings,
+            searcher=self.searcher,
+            tokenizer=get_tokenizer(),
+            backend=self.backend,
+            check=self.check_engine,
+            queue=self.queue,
+        )
 
     def close(self) -> None:
-        """Release the shard (and the audit DB) so another process can open it."""
+        """Release the shard and the audit DB so another process can open them."""
         self.searcher.close()
-        for item in self.extras.values():
-            closer = getattr(item, "close", None)
-            if callable(closer):
-                closer()
+        if self.audit is not None:
+            self.audit.close()
 
 
-def build_state(settings: Settings) -> AppState:
-    return AppState(
+def build_state(settings: Settings, *, load_llm: bool = True) -> AppState:
+    state = AppState(
         settings=settings,
         searcher=build_searcher(settings),
         keys=KeyRing.load(settings.api_keys, settings.api_keys_file),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        queue=LLMQueue(settings.llm_queue_size),
     )
+    if load_llm and settings.llm_backend != "none":
+        from guideqa.errors import GuideQAError
+        from service.llm import get_chat_backend
 
+        try:
+            state.backend = get_chat_backend(settings)
+            state.extras["llm_status"] = "loaded"
+        except GuideQAError as exc:
+            # Answers fall back to the clauses mode; /readyz says why.
+            log.error("LLM unavailable: %s", exc.detail or exc.message)
+            state.extras["llm_status"] = exc.code
+    else:
+        state.extras["llm_status"] = "disabled"
+    try:
+        from service.guard import InputGuard
+
+        state.guard = InputGuard.from_file(settings.pii_rules_file) if settings.pii_rules_file else InputGuard.default()
+    except ImportError:
+        state.guard = None
+    try:
+        from service.audit import AuditLog
+
+        state.audit = AuditLog(settings.audit_url)
+    except ImportError:
+        state.audit = None
+    return state

@@ -1,0 +1,41 @@
+"""Does the corpus cover the question? Decided from retrieval scores, before any LLM call.
+
+RRF scores are rank-based and say nothing about coverage, so the decision uses
+the two signals behind them for the best hit: the cosine similarity of question
+and unit (e5, ``dense_score``) and the share of the question's content words
+found in the unit (``lexical``). The thresholds were chosen on the dev set's
+answerable vs. unanswerable questions (eval/BENCHMARKS.md, "abstention").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from index.search import SearchHit
+
+__all__ = ["Coverage", "assess_coverage", "MIN_DENSE", "MIN_LEXICAL", "STRONG_DENSE"]
+
+MIN_DENSE = 0.84
+MIN_LEXICAL = 0.34
+STRONG_DENSE = 0.88
+
+
+@dataclass(frozen=True)
+class Coverage:
+    covered: bool
+    best_dense: float
+    best_lexical: float
+    reason: str
+
+
+def assess_coverage(hits: list[SearchHit], *, min_dense: float = MIN_DENSE, min_lexical: float = MIN_LEXICAL, strong_dense: float = STRONG_DENSE) -> Coverage:
+    """Covered when some top hit is close in meaning and shares enough words (or is very close in meaning)."""
+    if not hits:
+        return Coverage(False, 0.0, 0.0, "no_hits")
+    top = hits[:3]
+    best_dense = max(h.dense_score for h in top)
+    best_lexical = max(h.lexical for h in top)
+    for h in top:
+        if h.dense_score >= strong_dense or (h.dense_score >= min_dense and h.lexical >= min_lexical):
+            return Coverage(True, best_dense, best_lexical, "covered")
+    return Coverage(False, best_dense, best_lexical, "low_scores")

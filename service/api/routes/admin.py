@@ -1,0 +1,25 @@
+"""``GET /admin/audit.csv``: the usage history, for admins only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from service.api.deps import AdminDep, StateDep
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.get("/audit.csv", summary="Usage history as CSV (admin role only)", response_class=StreamingResponse)
+def audit_csv(
+    caller: AdminDep,
+    state: StateDep,
+    since: datetime | None = Query(None, description="ISO 8601, inclusive"),
+    until: datetime | None = Query(None, description="ISO 8601, exclusive"),
+    key_id: str | None = Query(None, max_length=64),
+    group: str | None = Query(None, max_length=64, description="Only rows of callers in this access group"),
+) -> StreamingResponse:
+    rows = state.audit.export_csv(since=since, until=until, key_id=key_id, groups=[group] if group else None) if state.audit else iter(["\ufeff"])
+    return StreamingResponse(rows, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": 'attachment; filename="audit.csv"'})

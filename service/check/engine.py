@@ -1,0 +1,263 @@
+"""The confidentiality check: a free-text question in, a cited verdict out.
+
+    >>> engine = CheckEngine(rules, lookup_units=searcher.get_units)          # doctest: +SKIP
+    >>> r = engine.check("入札予定価格、規約に同意するだけのネットのAIに入れていい？")  # doctest: +SKIP
+    >>> r.verdict, r.class_                                                    # doctest: +SKIP
+    ('不可', '3C')
+
+The verdict comes from the rules file, never from free generation:
+
+1. find the information item(s) by the class keywords and examples of the
+   table (``3C情報`` named outright also counts);
+2. find the service attributes from the wording (「規約に同意するだけ」→ 約款型,
+   「海外のサーバ」→ 国外, 「LGWAN上の」→ LGWAN-ASP);
+3. look the verdict up per item; the most restrictive item decides;
+4. when the item or the service is unclear, say what is missing and show the
+   verdict for each likely case instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ingest.cleaning import nfkc, squash
+from service.check.rules import AttributeRule, CheckRules, ClassRule
+from service.models import CheckCase, CheckResponse, Citation, ClassRow
+
+__all__ = ["CheckEngine", "find_span", "VERDICT_ORDER"]
+
+VERDICT_ORDER = {"不可": 3, "判断できない": 2, "条件付きで可": 1, "可": 0}
+_CLASS_NAMED = re.compile(r"(?:自治体)?(?:機密性)?\s*(3\s*[ABCabc])(?:情報|相当|の情報|クラス)?|機密性\s*([12])(?![0-9])")
+_SERVICE_CASES = (("ismap", "ISMAP登録サービス"), ("cloud", "インターネット接続系・パブリッククラウド（対策実施）"), ("yakkan", "約款型・規約同意のみのサービス"))
+# Personal data named without saying whose: could be 3B (住民) or 3C (職員).
+_AMBIGUOUS = {"個人情報": ("3B", "3C"), "氏名": ("3B", "3C"), "住所": ("3B", "3C")}
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).upper()
+
+
+def find_span(text: str, quote: str) -> str:
+    """The substring of ``text`` that equals ``quote`` up to NFKC and whitespace; ``text`` if absent."""
+    target = squash(quote)
+    kept = [(i, c) for i, ch in enumerate(text) for c in squash(ch)]
+    joined = "".join(c for _, c in kept)
+    pos = joined.find(target)
+    if pos < 0 or not target:
+        return text
+    start = kept[pos][0]
+    end = kept[pos + len(target) - 1][0] + 1
+    return text[start:end]
+
+
+@dataclass
+class _Item:
+    phrase: str
+    class_id: str | None
+    candidates: tuple[str, ...] = ()
+
+
+class CheckEngine:
+    """Rules plus a way to read the cited units (for quotes and provenance)."""
+
+    def __init__(self, rules: CheckRules, *, lookup_units: Callable[[list[str]], list[dict[str, Any]]]):
+        self.rules = rules
+        ids = sorted({u for _, u, _ in rules.cited_units()})
+        self._units = {u["id"]: u for u in lookup_units(ids)}
+
+    # ------------------------------------------------------------------ understanding
+    def is_check_question(self, question: str) -> bool:
+        """A question of the 「この情報を、このサービスに入れていい？」 kind."""
+        q = _fold(question)
+        intent = any(_fold(p) in q for p in self.rules.intent_patterns)
+        if not intent:
+            return False
+        info = bool(self._items(question)[0]) or bool(_CLASS_NAMED.search(nfkc(question)))
+        service = any(_fold(w) in q for w in self.rules.service_words) or bool(self.attributes(question))
+        return info and service
+
+    def _items(self, text: str) -> tuple[list[_Item], str]:
+        """Information items by class keyword (longest first); returns the text with them blanked out."""
+        folded = _fold(text)
+        found: list[_Item] = []
+        # Named information first (入札予定価格), then a class named outright (3C情報).
+        pairs = sorted(((kw, c) for c in self.rules.classes for kw in c.keywords), key=lambda p: -len(p[0]))
+        for kw, c in pairs:
+            k = _fold(kw)
+            if k and k in folded:
+                found.append(_Item(kw, c.id))
+                folded = folded.replace(k, "〓")
+        for m in _CLASS_NAMED.finditer(nfkc(text)):
+            cid = (m.group(1) or m.group(2)).replace(" ", "").upper()
+            found.append(_Item(m.group(0).strip(), cid))
+            folded = folded.replace(_fold(m.group(0)), "〓")
+        if not found:
+            for word, cands in _AMBIGUOUS.items():
+                if _fold(word) in folded:
+                    found.append(_Item(word, None, cands))
+                    folded = folded.replace(_fold(word), "〓")
+        return found, folded
+
+    def attributes(self, text: str) -> list[AttributeRule]:
+        # Class keywords are blanked first so that オンライン申請 is not read as an online service.
+        _, rest = self._items(text)
+        out = []
+        for a in self.rules.attributes:
+            if any(_fold(p) in rest for p in a.patterns if p):
+                out.append(a)
+        return out
+
+    @staticmethod
+    def service_type(attrs: list[AttributeRule]) -> str:
+        ids = {a.id for a in attrs}
+        for st in ("yakkan", "ismap", "lgwan"):
+            if st in ids:
+                return st
+        if ids & {"internet", "public_cloud"}:
+            return "cloud"
+        return "unknown"
+
+    # ------------------------------------------------------------------ deciding
+    def _decide(self, cls: ClassRule, service_type: str, attr_ids: set[str]) -> tuple[str, list[str], str]:
+        rule = cls.verdict_for(service_type)
+        verdict, reason = rule.verdict, rule.reason
+        conditions = list(cls.conditions) if verdict == "条件付きで可" else []
+        if verdict != "不可":
+            if "foreign" in attr_ids:
+                cond = self.rules.attribute("foreign").condition
+                if cond:
+                    conditions.append(cond)
+                if verdict == "可":
+                    verdict = "条件付きで可"
+            if cls.id == "1" and service_type == "yakkan":
+                cond = self.rules.attribute("yakkan").condition
+                if cond:
+                    conditions.append(cond)
+            if verdict == "条件付きで可":
+                cond = self.rules.attribute("no_training").condition
+                if cond:
+                    conditions.append(cond)
+        return verdict, list(dict.fromkeys(conditions)), reason
+
+    def _citation(self, n: int, unit_id: str, quote: str) -> Citation | None:
+        unit = self._units.get(unit_id)
+        if unit is None:
+            return None
+        return Citation(
+            n=n,
+            unit_id=unit_id,
+            doc_title=unit["doc_title"],
+            section_path=unit["section_path"],
+            quote=find_span(unit["text"], quote),
+            source_file=unit["source_file"],
+            line_start=unit["line_start"],
+            line_end=unit["line_end"],
+        )
+
+    def class_row(self, cls: ClassRule) -> ClassRow:
+        return ClassRow(
+            class_id=cls.id, label=cls.label, national_class=cls.national_class,
+            examples=cls.examples, cloud_rule=cls.cloud_rule, unit_id=cls.unit_id,
+        )
+
+    def table(self) -> list[ClassRow]:
+        """The class table itself, as staff would look it up."""
+        return [self.class_row(c) for c in self.rules.classes]
+
+    def check(self, question: str | None = None, *, information: str | None = None, service: str | None = None) -> CheckResponse:
+        """Verdict for a free-text question, or for an explicit information item and service."""
+        text = question or f"{information or ''}を{service or ''}に入れていい？"
+        info_text = information if information is not None else text
+        service_text = service if service is not None else text
+        items, _ = self._items(info_text)
+        attrs = self.attributes(service_text) if service is None else [
+            a for a in self.rules.attributes if any(_fold(p) in _fold(service) for p in a.patterns if p)
+        ]
+        attr_ids = {a.id for a in attrs}
+        stype = self.service_type(attrs)
+
+        citations: list[Citation] = []
+        cited: dict[str, int] = {}
+
+        def cite(unit_id: str, quote: str) -> None:
+            if unit_id in cited:
+                return
+            c = self._citation(len(citations) + 1, unit_id, quote)
+            if c is not None:
+                cited[unit_id] = c.n
+                citations.append(c)
+
+        missing: list[str] = []
+        if not items:
+            missing.append("情報の種類（どの機密性分類に当たる情報か）")
+        if stype == "unknown":
+            missing.append("サービスの種類（ISMAP登録サービスか、約款型か、インターネット接続系か等）")
+
+        per_item: list[dict[str, Any]] = []
+        reasons: list[str] = []
+        conditions: list[str] = []
+        cases: list[CheckCase] = []
+        seen_classes: list[str] = []
+        for item in items:
+            if item.class_id is None:
+                per_item.append({"information": item.phrase, "class": None, "verdict": "判断できない",
+                                 "reason": f"「{item.phrase}」は誰の情報かによって分類が変わります（住民の情報なら3B、職員の属性なら3C）。"})
+                for cid in item.candidates:
+                    cls = self.rules.class_by_id(cid)
+                    v, conds, why = self._decide(cls, stype, attr_ids)
+                    cases.append(CheckCase(service=f"{cls.label}の場合", verdict=v, conditions=conds, reason=why))  # type: ignore[arg-type]
+                    cite(cls.unit_id, cls.quote)
+                continue
+            if item.class_id in seen_classes:
+                continue
+            seen_classes.append(item.class_id)
+            cls = self.rules.class_by_id(item.class_id)
+            verdict, conds, why = self._decide(cls, stype, attr_ids)
+            per_item.append({"information": item.phrase, "class": cls.id, "verdict": verdict, "conditions": conds, "reason": why})
+            reasons.append(why)
+            conditions += conds
+            cite(cls.unit_id, cls.quote)
+            if stype == "unknown" or verdict == "判断できない":
+                for st, label in _SERVICE_CASES:
+                    v, c2, w2 = self._decide(cls, st, attr_ids)
+                    cases.append(CheckCase(service=f"{cls.label} × {label}", verdict=v, conditions=c2, reason=w2))  # type: ignore[arg-type]
+
+        for a in attrs:
+            if a.id in ("public_cloud",) and stype != "cloud":
+                continue
+            cite(a.unit_id, a.quote)
+            if a.id == "yakkan":
+                cite(self.rules.attribute("yakkan_local").unit_id, self.rules.attribute("yakkan_local").quote)
+            if a.id in ("yakkan", "foreign", "ismap", "lgwan"):
+                reasons.append(a.rule + "。")
+        if any("オプトアウト" in c for c in conditions):
+            nt = self.rules.attribute("no_training")
+            cite(nt.unit_id, nt.quote)
+
+        if per_item:
+            overall = max((i["verdict"] for i in per_item), key=lambda v: VERDICT_ORDER[v])
+        else:
+            overall = "判断できない"
+            reasons.append("質問から情報の種類を特定できませんでした。下の分類表で該当する分類を確認してください。")
+        if overall == "判断できない" and not reasons:
+            reasons.append(per_item[0]["reason"] if per_item else "情報の種類を特定できませんでした。")
+        main_class = next((i["class"] for i in per_item if i["class"] and i["verdict"] == overall), None)
+        main_class = main_class or next((i["class"] for i in per_item if i["class"]), None)
+        row = self.class_row(self.rules.class_by_id(main_class)) if main_class else None
+        return CheckResponse(
+            question=text,
+            information=[i["information"] for i in per_item],
+            **{"class": main_class},
+            verdict=overall,  # type: ignore[arg-type]
+            conditions=list(dict.fromkeys(conditions)),
+            reasons=list(dict.fromkeys(reasons))[:4],
+            service_attributes=[a.label for a in attrs if not a.id.endswith("_local")],
+            missing=missing,
+            cases=cases,
+            items=per_item if len(per_item) > 1 else [],
+            citations=citations,
+            table_row=row,
+        )
