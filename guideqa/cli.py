@@ -230,6 +230,140 @@ def _highlight(text: str, terms: list[str]) -> str:
     return s
 
 
+
+# ----------------------------------------------------------------------------- ask
+def _app_state(settings: Settings, *, load_llm: bool):
+    from service.state import build_state
+
+    return build_state(settings, load_llm=load_llm)
+
+
+def _print_answer(resp) -> None:
+    out.print(f"[bold]回答[/bold] [dim](AI生成 — 必ず引用元の原文を確認してください)[/dim]" if resp.ai_generated else "[bold]回答[/bold]")
+    out.print(resp.answer)
+    if resp.notice:
+        out.print(f"[yellow]{resp.notice}[/yellow]")
+    if resp.check is not None:
+        c = resp.check
+        out.print(f"[bold]判定[/bold]: {c.verdict}  分類: {c.class_ or '不明'}  条件: {'、'.join(c.conditions) or 'なし'}")
+        for case in c.cases:
+            out.print(f"  - {case.service}: {case.verdict}")
+    for c in resp.citations:
+        out.print(f"[{c.n}] {c.doc_title} > {' > '.join(c.section_path[1:])}  ({c.source_file}:{c.line_start}-{c.line_end})")
+        out.print("    " + c.quote.replace("\n", "\n    ")[:400])
+    for r in resp.removed:
+        out.print(f"[dim]除外した文 ({r.reason}): {r.sentence}[/dim]")
+
+
+@app.command()
+def ask(
+    question: Annotated[Optional[str], typer.Argument(help="質問")] = None,
+    mode: Annotated[str, typer.Option(help="answer | clauses")] = "answer",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    questions: Annotated[Optional[Path], typer.Option(help="JSONL of {id, question} for batch mode.")] = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Batch output JSONL.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """A short Japanese answer with verified citations (or ranked clauses only with --mode clauses)."""
+    if mode not in ("answer", "clauses"):
+        raise typer.BadParameter("--mode は answer か clauses です。")
+    settings = _settings(data_dir)
+    try:
+        state = _app_state(settings, load_llm=mode == "answer")
+        answerer = state.answerer()
+        guard = state.guard
+
+        def one(q: str):
+            text = q
+            if guard is not None:
+                decision = guard.check(q)
+                if decision.action == "block":
+                    raise decision.error()
+                text = decision.text
+            return answerer.ask(text, mode=mode)
+
+        if questions:
+            if not out_path:
+                raise typer.BadParameter("--out is required with --questions")
+            n = 0
+            with questions.open(encoding="utf-8") as fin, out_path.open("w", encoding="utf-8") as fout:
+                for lineno, line in enumerate(fin, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        item = json.loads(line)
+                        qid = item.get("id", lineno)
+                        row = {"id": qid, **one(item["question"]).model_dump(mode="json", by_alias=True)}
+                    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                        row = {"id": lineno, "error": {"code": "invalid_request", "message": f"{lineno} 行目に question がありません。"}}
+                    except GuideQAError as exc:
+                        row = {"id": item.get("id", lineno), "error": {"code": exc.code, "message": exc.message}}
+                    fout.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    n += 1
+            console.print(f"{n} 件を {out_path} に書き出しました。")
+            return
+        if question is None:
+            raise typer.BadParameter("質問を指定してください（または --questions）。")
+        resp = one(question)
+    except GuideQAError as exc:
+        _fail(exc)
+    if as_json:
+        out.print(json.dumps(resp.model_dump(mode="json", by_alias=True), ensure_ascii=False, indent=2))
+    else:
+        _print_answer(resp)
+
+
+# ----------------------------------------------------------------------------- check
+@app.command()
+def check(
+    question: Annotated[Optional[str], typer.Argument(help="例: 入札予定価格をネットの生成AIに入れていい？")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    list_table: Annotated[bool, typer.Option("--list", help="Show the confidentiality class table.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """「この情報を、このサービスに入れていい？」 as a cited verdict (no LLM)."""
+    settings = _settings(data_dir)
+    try:
+        state = _app_state(settings, load_llm=False)
+        engine = state.check_engine
+        if list_table:
+            rows = engine.table()
+            if as_json:
+                out.print(json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=2))
+                return
+            table = Table(title="地方公共団体が取り扱う情報の機密性の分類（総務省 参考資料11）")
+            for col in ("分類", "国", "情報の例", "パブリッククラウドの範囲"):
+                table.add_column(col, overflow="fold")
+            for r in rows:
+                table.add_row(r.label, r.national_class, "、".join(r.examples), r.cloud_rule)
+            out.print(table)
+            return
+        if not question:
+            raise typer.BadParameter("質問を指定してください（または --list）。")
+        if state.guard is not None:
+            decision = state.guard.check(question)
+            if decision.action == "block":
+                raise decision.error()
+            question = decision.text
+        result = engine.check(question)
+    except GuideQAError as exc:
+        _fail(exc)
+    if as_json:
+        out.print(json.dumps(result.model_dump(mode="json", by_alias=True), ensure_ascii=False, indent=2))
+        return
+    out.print(f"[bold]判定: {result.verdict}[/bold]  （分類: {('機密性' + result.class_) if result.class_ else '特定できません'}）")
+    for r in result.reasons:
+        out.print(f"理由: {r}")
+    for c in result.conditions:
+        out.print(f"条件: {c}")
+    for m in result.missing:
+        out.print(f"[yellow]不足している情報: {m}[/yellow]")
+    for case in result.cases:
+        out.print(f"  場合分け — {case.service}: {case.verdict}")
+    for c in result.citations:
+        out.print(f"[{c.n}] {c.doc_title} > {' > '.join(c.section_path[1:])}")
+        out.print(f"    「{c.quote}」")
+
 # ----------------------------------------------------------------------------- serve
 @app.command()
 def serve(

@@ -17,6 +17,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse
 
+from guideqa.errors import IndexError_
 from guideqa.settings import Settings, get_settings
 from service.api.errors import ERROR_STATUS, install_error_handlers
 from service.api.routes import admin, ask, check, feedback, health, search, units
@@ -48,15 +49,19 @@ Question answering over Japan's public-sector generative-AI guidelines (デジ�
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Built here rather than in the lifespan so the app is usable by any ASGI
+    # client; the lifespan only warms the shard up and releases it at shutdown.
+    state = build_state(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        state = build_state(settings)
-        app.state.guideqa = state
         try:
             state.searcher.index_version  # open the shard now, not on the first request
-        except Exception as exc:  # noqa: BLE001 - start anyway; /readyz reports the problem
-            log.warning("index not ready at start-up: %s", getattr(exc, "message", exc))
+        except IndexError_ as exc:
+            log.warning("index not ready at start-up: %s", exc.message)
+        else:
+            # A rules file that is malformed or cites a unit that is gone stops start-up here.
+            state.check_engine
         yield
         state.close()
 
@@ -66,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.state.guideqa = state
     install_error_handlers(app)
 
     app.add_middleware(BodyGuard, max_bytes=MAX_BODY_BYTES)

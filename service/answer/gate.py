@@ -72,10 +72,11 @@ def split_sentences(answer: str) -> list[tuple[str, list[int]]]:
             continue
         cites = [int(x) for x in _MARK.findall(chunk)]
         body = _MARK.sub("", chunk).strip()
-        if body:
+        if re.sub(r"[\s。、！？!?.,「」『』()（）]", "", body):
             out.append((body, cites))
-        elif cites and out:
-            out[-1][1].extend(cites)
+        elif out:
+            # Punctuation after a mark ("…です[2]。") belongs to the sentence before it.
+            out[-1] = (out[-1][0] + body, out[-1][1] + cites)
     return out
 
 

@@ -49,11 +49,12 @@ ERROR_STATUS: dict[str, int] = {
     "internal_error": 500,
 }
 
-_HTTP_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+_HTTP_CODES = {400: "invalid_json", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
 _HTTP_MESSAGES = {
     "not_found": "指定されたものが見つかりません。",
     "method_not_allowed": "このメソッドは使用できません。",
     "invalid_request": "リクエストの形式が正しくありません。",
+    "invalid_json": "リクエスト本文を解析できません。正しい JSON（UTF-8）を送ってください。",
 }
 
 

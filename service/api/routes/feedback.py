@@ -25,7 +25,7 @@ async def feedback(body: FeedbackCreate, caller: CallerDep, state: StateDep) -> 
         comment = state.guard.check(comment).masked_for_log
     if state.audit is None:
         raise AnswerNotFound()
-    ok = await run_in_threadpool(state.audit.add_feedback, body.answer_id, body.rating, comment, key_id=caller.key_id)
+    ok = await run_in_threadpool(state.audit.add_feedback, body.answer_id, body.rating, comment)
     if not ok:
         raise AnswerNotFound()
     return FeedbackPublic(answer_id=body.answer_id, rating=body.rating, recorded=True)

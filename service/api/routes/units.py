@@ -6,7 +6,7 @@ from collections import Counter
 
 from fastapi import APIRouter, Path
 
-from service.api.deps import CallerDep, ReaderDep, SearcherDep
+from service.api.deps import ReaderDep, SearcherDep
 from service.models import DocumentPublic, ErrorResponse, UnitPublic
 from service.search import to_query_filter
 from guideqa.errors import GuideQAError
@@ -33,7 +33,7 @@ def get_unit(
 
 
 @router.get("/documents", response_model=list[DocumentPublic])
-def list_documents(caller: CallerDep, searcher: SearcherDep) -> list[DocumentPublic]:
+def list_documents(caller: ReaderDep, searcher: SearcherDep) -> list[DocumentPublic]:
     """Documents the caller can see, with unit counts."""
     counts: Counter = Counter()
     first: dict[str, dict] = {}
