@@ -265,6 +265,8 @@ def ask(
     data_dir: DataDir = None,
 ) -> None:
     """A short Japanese answer with verified citations (or ranked clauses only with --mode clauses)."""
+    from service.guard import check_question
+
     if mode not in ("answer", "clauses"):
         raise typer.BadParameter("--mode は answer か clauses です。")
     settings = _settings(data_dir)
@@ -274,13 +276,7 @@ def ask(
         guard = state.guard
 
         def one(q: str):
-            text = q
-            if guard is not None:
-                decision = guard.check(q)
-                if decision.action == "block":
-                    raise decision.error()
-                text = decision.text
-            return answerer.ask(text, mode=mode)
+            return answerer.ask(check_question(guard, q).text, mode=mode)
 
         if questions:
             if not out_path:
@@ -322,6 +318,8 @@ def check(
     data_dir: DataDir = None,
 ) -> None:
     """「この情報を、このサービスに入れていい？」 as a cited verdict (no LLM)."""
+    from service.guard import check_question
+
     settings = _settings(data_dir)
     try:
         state = _app_state(settings, load_llm=False)
@@ -340,12 +338,7 @@ def check(
             return
         if not question:
             raise typer.BadParameter("質問を指定してください（または --list）。")
-        if state.guard is not None:
-            decision = state.guard.check(question)
-            if decision.action == "block":
-                raise decision.error()
-            question = decision.text
-        result = engine.check(question)
+        result = engine.check(check_question(state.guard, question).text)
     except GuideQAError as exc:
         _fail(exc)
     if as_json:

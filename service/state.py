@@ -11,9 +11,11 @@ from guideqa.settings import Settings
 from index.search import Searcher
 from index.tokenizer import get_tokenizer
 from service.answer import Answerer, LLMQueue
+from service.audit import AuditLog
 from service.auth import KeyRing
 from service.check import CheckEngine, load_rules
 from service.components import build_searcher
+from service.guard import InputGuard
 from service.ratelimit import RateLimiter
 
 __all__ = ["AppState", "build_state"]
@@ -28,9 +30,9 @@ class AppState:
     keys: KeyRing
     rate_limiter: RateLimiter
     queue: LLMQueue
+    guard: InputGuard
+    audit: AuditLog
     backend: Any | None = None
-    guard: Any | None = None
-    audit: Any | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     _check: CheckEngine | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -63,8 +65,7 @@ class AppState:
     def close(self) -> None:
         """Release the shard and the audit DB so another process can open them."""
         self.searcher.close()
-        if self.audit is not None:
-            self.audit.close()
+        self.audit.close()
 
 
 def build_state(settings: Settings, *, load_llm: bool = True) -> AppState:
@@ -74,6 +75,8 @@ def build_state(settings: Settings, *, load_llm: bool = True) -> AppState:
         keys=KeyRing.load(settings.api_keys, settings.api_keys_file),
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
         queue=LLMQueue(settings.llm_queue_size),
+        guard=InputGuard.from_settings(settings.pii_rules_file),
+        audit=AuditLog(settings.audit_url),
     )
     if load_llm and settings.llm_backend != "none":
         from guideqa.errors import GuideQAError
@@ -88,16 +91,4 @@ def build_state(settings: Settings, *, load_llm: bool = True) -> AppState:
             state.extras["llm_status"] = exc.code
     else:
         state.extras["llm_status"] = "disabled"
-    try:
-        from service.guard import InputGuard
-
-        state.guard = InputGuard.from_file(settings.pii_rules_file) if settings.pii_rules_file else InputGuard.default()
-    except ImportError:
-        state.guard = None
-    try:
-        from service.audit import AuditLog
-
-        state.audit = AuditLog(settings.audit_url)
-    except ImportError:
-        state.audit = None
     return state

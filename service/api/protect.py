@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from guideqa.errors import GuideQAError
 from index.search import validate_query
 from service.auth import Caller
+from service.guard import rejection_for
 from service.state import AppState
 
 __all__ = ["protect", "audit"]
 
 
-def audit(state: AppState, caller: Caller, **fields: Any) -> str | None:
-    if state.audit is None:
-        return None
+def audit(state: AppState, caller: Caller, **fields: Any) -> str:
     return state.audit.record(key_id=caller.key_id, groups=list(caller.groups), **fields)
 
 
@@ -34,11 +32,9 @@ def protect(state: AppState, caller: Caller, question: str, *, endpoint: str, mo
         attempt is audited with PII masked.
     """
     q = validate_query(question, max_chars=state.settings.max_query_chars)
-    if state.guard is None:
-        return q, q
     decision = state.guard.check(q)
-    if decision.action == "block":
-        err = decision.error() if hasattr(decision, "error") else GuideQAError(decision.message, code="query_rejected")
+    err = rejection_for(decision)
+    if err is not None:
         audit(state, caller, endpoint=endpoint, question_masked=decision.masked_for_log, mode=mode, status="blocked", error_code=err.code)
         raise err
     return decision.text, decision.masked_for_log

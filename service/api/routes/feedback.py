@@ -20,12 +20,9 @@ class AnswerNotFound(GuideQAError):
 @router.post("/feedback", response_model=FeedbackPublic, responses={404: {"model": ErrorResponse}})
 async def feedback(body: FeedbackCreate, caller: CallerDep, state: StateDep) -> FeedbackPublic:
     """Attach a rating (and an optional comment, PII-masked) to an earlier answer."""
-    comment = body.comment
-    if comment and state.guard is not None:
-        comment = state.guard.check(comment).masked_for_log
-    if state.audit is None:
-        raise AnswerNotFound()
-    ok = await run_in_threadpool(state.audit.add_feedback, body.answer_id, body.rating, comment)
+    # The audit log masks PII in the comment before it is stored.
+    rating = 1 if body.rating == "up" else -1
+    ok = await run_in_threadpool(state.audit.add_feedback, body.answer_id, rating, body.comment or None)
     if not ok:
         raise AnswerNotFound()
     return FeedbackPublic(answer_id=body.answer_id, rating=body.rating, recorded=True)

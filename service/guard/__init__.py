@@ -1,0 +1,95 @@
+"""Input protection: personal data, deny words and prompt injection, checked before retrieval.
+
+    >>> from service.guard import InputGuard, rejection_for
+    >>> guard = InputGuard.default()
+    >>> decision = guard.check("マイナンバー 1234 5678 9018 の扱いは？")
+    >>> decision.action, decision.code, decision.masked_for_log
+    ('block', 'pii_detected', 'マイナンバー 〔マイナンバー〕 の扱いは？')
+    >>> rejection_for(decision).code
+    'pii_detected'
+
+Blocked questions become :class:`~guideqa.errors.QueryRejected` subclasses with
+stable codes (all 422 in ``service.api.errors.ERROR_STATUS``)::
+
+    QueryRejected
+    ├── PIIDetected          pii_detected        a category whose action is ``block``
+    ├── DenyWordDetected     deny_word           a word from the deny list
+    └── InjectionDetected    injection_detected  nothing but an injection attempt
+"""
+
+from __future__ import annotations
+
+from guideqa.errors import QueryRejected
+from service.guard.injection import find_injection, strip_injection
+from service.guard.pii import PIIFinding, is_valid_corporate_number, is_valid_my_number
+from service.guard.policy import DEFAULT_RULES_PATH, GuardDecision, GuardRules, InputGuard, load_rules
+
+__all__ = [
+    "DEFAULT_RULES_PATH",
+    "DenyWordDetected",
+    "GuardDecision",
+    "GuardRules",
+    "InjectionDetected",
+    "InputGuard",
+    "PIIDetected",
+    "PIIFinding",
+    "check_question",
+    "find_injection",
+    "is_valid_corporate_number",
+    "is_valid_my_number",
+    "load_rules",
+    "rejection_for",
+    "strip_injection",
+]
+
+
+class PIIDetected(QueryRejected):
+    """The question holds personal data of a category set to ``block``."""
+
+    code = "pii_detected"
+    default_message = "個人情報と思われる内容が含まれているため、送信をブロックしました。"
+
+
+class DenyWordDetected(QueryRejected):
+    """The question holds a word from the office's deny list."""
+
+    code = "deny_word"
+    default_message = "取り扱いに注意が必要な語が含まれているため、送信をブロックしました。"
+
+
+class InjectionDetected(QueryRejected):
+    """The question is only an attempt to override the assistant's instructions."""
+
+    code = "injection_detected"
+    default_message = "AI への指示を書き換えようとする内容が含まれているため、送信をブロックしました。"
+
+
+_BY_CODE: dict[str, type[QueryRejected]] = {
+    cls.code: cls for cls in (PIIDetected, DenyWordDetected, InjectionDetected)
+}
+
+
+def rejection_for(decision: GuardDecision) -> QueryRejected | None:
+    """The error to raise for a blocked decision, or ``None`` if the question may go on.
+
+    The error's ``detail`` (for operators' logs only) lists categories and rule ids,
+    never the matched text.
+    """
+    if not decision.blocked:
+        return None
+    cls = _BY_CODE.get(decision.code or "", QueryRejected)
+    detail = f"categories={sorted({f.category for f in decision.findings})} injection_rules={list(decision.injection_rules)}"
+    return cls(decision.message or None, detail=detail)
+
+
+def check_question(guard: InputGuard, question: str) -> GuardDecision:
+    """``guard.check(question)``, raising the matching :class:`QueryRejected` when blocked.
+
+    Raises:
+        PIIDetected, DenyWordDetected, InjectionDetected: the question was blocked.
+    """
+    decision = guard.check(question)
+    error = rejection_for(decision)
+    if error is not None:
+        raise error
+    return decision
