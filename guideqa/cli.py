@@ -357,6 +357,51 @@ def check(
         out.print(f"[{c.n}] {c.doc_title} > {' > '.join(c.section_path[1:])}")
         out.print(f"    「{c.quote}」")
 
+
+# ----------------------------------------------------------------------------- eval
+@app.command("eval")
+def eval_cmd(
+    mode: Annotated[str, typer.Option(help="clauses: retrieval, abstention, check set (no LLM); answer: also generate answers.")] = "clauses",
+    subset: Annotated[Optional[int], typer.Option(help="Answer only N items (stratified by type) in answer mode.")] = None,
+    judge: Annotated[str, typer.Option(help="ragas judge: none | local | openai (answer mode only).")] = "none",
+    judge_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible judge endpoint for --judge openai.")] = None,
+    judge_model: Annotated[Optional[str], typer.Option(help="Judge model name for --judge openai.")] = None,
+    compare: Annotated[Optional[Path], typer.Option(help="Previous report dir or summary.json (default: eval/reports/baseline).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Finish an interrupted run in this report dir.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report directory (default eval/reports/<timestamp>).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the curated dev and check sets, write a report, and fail on a regression."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from eval.run import EvalOptions, run_eval
+
+    if mode not in ("clauses", "answer") or judge not in ("none", "local", "openai"):
+        raise typer.BadParameter("--mode は clauses|answer、--judge は none|local|openai です。")
+    settings = _settings(data_dir)
+    opts = EvalOptions(mode=mode, subset=subset, judge=judge, judge_url=judge_url, judge_model=judge_model, compare_to=compare, resume=resume, out_dir=out_dir)
+    command = "guideqa eval " + " ".join(sys.argv[2:])
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("評価中", total=None)
+            outcome = run_eval(settings, opts, command=command, on_item=lambda item_id, n, total: bar.update(task, completed=n, total=total, description=f"評価中 {item_id}"))
+    except GuideQAError as exc:
+        _fail(exc, 2)
+    s = outcome.summary
+    r = s["retrieval"]
+    out.print(f"report: {outcome.out_dir / 'report.md'}")
+    out.print(f"retrieval hit@5 {r['hit@5']} · MRR@10 {r['mrr@10']} · recall@10 {r['recall@10']} · evidence@2000 {r['evidence_recall@2000']}")
+    if "check" in s:
+        c = s["check"]
+        out.print(f"check class {c['class_accuracy']} · verdict {c['verdict_accuracy']} · unsafe {c['unsafe']}")
+    if "answer" in s:
+        a = s["answer"]
+        out.print(f"answers correct {a['correct_rate']} · invented citations {a['invented_citations']} · TTFT p50 {a['ttft_ms_p50']} ms")
+    if outcome.regressed:
+        for c in outcome.regressed:
+            console.print(f"[red]regression[/red] {c['metric']}: {c['previous']} → {c['current']} (tolerance {c['tolerance']})")
+        raise typer.Exit(1)
+
 # ----------------------------------------------------------------------------- serve
 @app.command()
 def serve(

@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     # --- retrieval ---------------------------------------------------------
     top_k: int = Field(5, ge=1, le=50)
     prefetch_limit: int = Field(50, ge=5, le=500)
-    rrf_k: int = Field(60, ge=1)
+    rrf_k: int = Field(20, ge=1, description="RRF k; 20 beat 60 on the dev set (eval/BENCHMARKS.md).")
+    rrf_weight_dense: float = Field(1.0, ge=0)
+    rrf_weight_bm25: float = Field(1.0, ge=0)
+    rrf_weight_section: float = Field(1.0, ge=0, description="Weight of the prefetch restricted to sections the question names.")
+    rrf_weight_bigram: float = Field(1.0, ge=0, description="Weight of the character-bigram BM25 prefetch.")
     max_query_chars: int = Field(2000, ge=10)
 
     # --- generation --------------------------------------------------------
@@ -76,6 +80,9 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(None, description="TOML/JSON file mapping API keys to groups and roles.")
     api_keys: str | None = Field(
         None, description="Inline keys: 'key:keyid:role:group1|group2,...'. Merged with api_keys_file."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Intranet origins allowed to embed the widget from another host (CORS)."
     )
     allow_anonymous: bool = Field(True, description="Callers without a key get the public group.")
     rate_limit_per_minute: int = Field(120, ge=1)

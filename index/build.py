@@ -21,7 +21,7 @@ from typing import Callable
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from guideqa.settings import Settings
-from index.sparse import bm25_document_vector
+from index.sparse import bm25_document_vector, char_bigrams
 from index.store import ClientStore, EdgeStore, IndexPoint
 from index.text import embed_text, lexical_text, sections_of
 from index.tokenizer import JapaneseTokenizer
@@ -150,15 +150,18 @@ def build_index(
     finally:
         cache.close()
     token_lists = [tokenizer.tokens(lexical_text(u)) for u in units]
+    gram_lists = [char_bigrams(lexical_text(u)) for u in units]
     avgdl = sum(len(t) for t in token_lists) / max(len(token_lists), 1)
+    avg_grams = sum(len(g) for g in gram_lists) / max(len(gram_lists), 1)
     points = [
         IndexPoint(
             unit_id=u.id,
             dense=vec,
             sparse=bm25_document_vector(toks, avgdl),
+            bigram=bm25_document_vector(grams, avg_grams),
             payload={**u.model_dump(mode="json"), "sections": sections_of(u)},
         )
-        for u, vec, toks in zip(units, dense, token_lists)
+        for u, vec, toks, grams in zip(units, dense, token_lists, gram_lists)
     ]
     dim = len(dense[0]) if dense else 0
     version = new_version_name(fingerprint)
@@ -216,7 +219,7 @@ def build_index(
 
 
 def _swap_alias(client, alias: str, collection: str) -> None:
-    """Point ``alias`` at ``collection`` in one operation, then drop collections two versions old."""
+    """Point ``alias`` at ``collection`` in one operation, then drop all but the live and the previous collection."""
     from qdrant_client import models
 
     old = [a.collection_name for a in client.get_aliases().aliases if a.alias_name == alias]
@@ -225,8 +228,11 @@ def _swap_alias(client, alias: str, collection: str) -> None:
         ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
     ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)))
     client.update_collection_aliases(change_aliases_operations=ops)
+    # Keep the live collection and the one it replaced (a reader may still be on it);
+    # decide by the alias, not by name order.
+    keep = {collection, *old}
     prefix = f"{alias}_v"
-    mine = sorted((c.name for c in client.get_collections().collections if c.name.startswith(prefix)), reverse=True)
-    for name in mine[2:]:
-        client.delete_collection(name)
+    for c in client.get_collections().collections:
+        if c.name.startswith(prefix) and c.name not in keep:
+            client.delete_collection(c.name)
 

@@ -11,6 +11,7 @@ restart, and keeps serving the previous version if the new one cannot be opened.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -23,7 +24,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from guideqa.errors import IndexCorrupt, IndexError_, IndexLocked, IndexNotReady, QueryRejected
 from guideqa.settings import Settings
-from index.sparse import query_vector
+from index.sparse import char_bigrams, query_vector
 from index.store import ClientStore, EdgeStore, QueryFilter, StoreQuery, VectorStore
 from index.text import bare_section, lexical_text
 from index.tokenizer import COMPOUND_PREFIX, JapaneseTokenizer
@@ -82,6 +83,7 @@ class SearchResult:
     timings: dict[str, float] = field(default_factory=dict)
     sections: list[str] = field(default_factory=list)
     query_terms: list[str] = field(default_factory=list)
+    unknown_entities: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -89,6 +91,8 @@ class _Open:
     store: VectorStore
     version: str
     sections: list[str]
+    section_sets: list[frozenset[str]]
+    vocabulary: frozenset[str]
     opened_at: float
 
 
@@ -113,6 +117,7 @@ class Searcher:
         self._open: _Open | None = None
         self._previous: _Open | None = None
         self._checked = 0.0
+        self._client: Any = None
 
     # ------------------------------------------------------------------ opening
     def _open_edge(self) -> _Open | None:
@@ -138,27 +143,42 @@ class Searcher:
                 log.error("index version %s unusable: %s", version, exc.detail or exc.message)
                 last_error = exc
                 continue
-            return _Open(store, version, _section_vocabulary(store), time.monotonic())
+            return self._make_open(store, version)
         if last_error:
             raise last_error
         return None
 
     def _open_server(self) -> _Open | None:
-        client = ClientStore.connect(
-            url=self.settings.qdrant_url,
-            api_key=self.settings.qdrant_api_key.get_secret_value() if self.settings.qdrant_api_key else None,
-            local_path=self.settings.qdrant_local_path,
-        )
+        # One client for the life of the searcher: local mode locks its folder, and a
+        # server connection is worth keeping. The alias is re-read on each re-check.
+        if self._client is None:
+            self._client = ClientStore.connect(
+                url=self.settings.qdrant_url,
+                api_key=self.settings.qdrant_api_key.get_secret_value() if self.settings.qdrant_api_key else None,
+                local_path=self.settings.qdrant_local_path,
+            )
         alias = self.settings.qdrant_collection
-        target = [a.collection_name for a in client.get_aliases().aliases if a.alias_name == alias]
+        target = [a.collection_name for a in self._client.get_aliases().aliases if a.alias_name == alias]
         if not target:
-            client.close()
             return None
         if self._open and self._open.version == target[0]:
-            client.close()
             return self._open
-        store = ClientStore(client, alias, backend=self.settings.backend_name)
-        return _Open(store, target[0], _section_vocabulary(store), time.monotonic())
+        store = ClientStore(self._client, alias, backend=self.settings.backend_name, owns_client=False)
+        return self._make_open(store, target[0])
+
+    def _make_open(self, store: VectorStore, version: str) -> _Open:
+        """Read what queries need from the whole index once: section names and the words it contains."""
+        sections: set[str] = set()
+        section_sets: set[frozenset[str]] = set()
+        vocabulary: set[str] = set()
+        for payload in store.scroll(None):
+            sections.update(payload.get("sections") or [])
+            section_sets.add(frozenset(payload.get("sections") or []))
+            text = payload.get("text", "") + "\n" + " ".join(payload.get("section_path") or [])
+            vocabulary.update(self.tokenizer.tokens(text))
+            vocabulary.update(self.tokenizer.entity_terms(text))
+        names = sorted(n for n in sections if len(n) >= 2 and bare_section(n) == n)
+        return _Open(store, version, names, list(section_sets), frozenset(vocabulary), time.monotonic())
 
     def _handle(self) -> _Open:
         with self._lock:
@@ -192,18 +212,39 @@ class Searcher:
                 if h is not None:
                     h.store.close()
             self._open = self._previous = None
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     # ------------------------------------------------------------------ searching
-    def pinned_sections(self, query: str, vocabulary: list[str]) -> list[str]:
-        """Section names the query mentions (longest match wins: 都民サービス関連業務 over 都民サービス)."""
-        q = re.sub(r"\s+", "", unicodedata.normalize("NFKC", query))
-        hits = [s for s in vocabulary if len(s) >= 2 and s in q]
-        hits = [s for s in hits if not any(s != o and s in o for o in hits)]
-        if len(hits) == 1 and len(hits[0]) < 3:
-            return []
-        return hits[:4]
+    def pinned_sections(self, query: str, handle: _Open) -> list[str]:
+        """Section names the query mentions that some unit actually sits under together.
 
-    def search(self, query: str, *, top_k: int | None = None, flt: QueryFilter | None = None) -> SearchResult:
+        Longest match wins (都民サービス関連業務 over 都民サービス); of the names found, the
+        largest combination that one unit's paths contain is kept, so a stray generic
+        name (フェーズ) cannot empty the filter.
+        """
+        q = re.sub(r"\s+", "", unicodedata.normalize("NFKC", query))
+        hits = [s for s in handle.sections if len(s) >= 2 and s in q]
+        hits = [s for s in hits if not any(s != o and s in o for o in hits)][:6]
+        for size in range(len(hits), 0, -1):
+            for combo in itertools.combinations(hits, size):
+                if size == 1 and len(combo[0]) < 3:
+                    continue
+                wanted = set(combo)
+                if any(wanted <= unit_sections for unit_sections in handle.section_sets):
+                    return list(combo)
+        return []
+
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int | None = None,
+        flt: QueryFilter | None = None,
+        strategy: str = "hybrid",
+        weights: tuple[float, ...] | None = None,
+    ) -> SearchResult:
         """Hybrid dense + BM25 search fused with RRF, filters applied inside the query.
 
         Raises:
@@ -222,16 +263,19 @@ class Searcher:
         t1 = time.perf_counter()
         dense = self.embed_model.get_query_embedding(q)
         t2 = time.perf_counter()
-        sections = self.pinned_sections(q, handle.sections)
+        sections = self.pinned_sections(q, handle)
         raw = handle.store.query(
             StoreQuery(
                 dense=dense,
                 sparse=query_vector(words),
+                bigram=query_vector(char_bigrams(q)),
                 limit=k,
                 prefetch_limit=self.settings.prefetch_limit,
                 rrf_k=self.settings.rrf_k,
                 filter=flt or QueryFilter(access=["public"]),
                 sections=sections,
+                strategy=strategy,
+                weights=weights or (self.settings.rrf_weight_dense, self.settings.rrf_weight_bm25, self.settings.rrf_weight_section, self.settings.rrf_weight_bigram),
             )
         )
         t3 = time.perf_counter()
@@ -259,21 +303,14 @@ class Searcher:
             "query_ms": round((t3 - t2) * 1000, 2),
             "total_ms": _ms(t0),
         }
-        return SearchResult(q, hits, handle.version, timings, sections, sorted(set(content)))
+        unknown = [e for e in self.tokenizer.entity_terms(q) if e not in handle.vocabulary]
+        return SearchResult(q, hits, handle.version, timings, sections, sorted(set(content)), unknown)
 
     def get_units(self, unit_ids: list[str], flt: QueryFilter | None) -> list[dict[str, Any]]:
         return self._handle().store.retrieve(unit_ids, flt)
 
     def iter_units(self, flt: QueryFilter | None):
         return self._handle().store.scroll(flt)
-
-
-def _section_vocabulary(store: VectorStore) -> list[str]:
-    names: set[str] = set()
-    for payload in store.scroll(None):
-        names.update(payload.get("sections") or [])
-    # Single characters and generic words would pin nothing useful.
-    return sorted(n for n in names if len(n) >= 2 and bare_section(n) == n)
 
 
 def _ms(t0: float) -> float:

@@ -9,10 +9,12 @@ vocabulary file has to be kept in step with the index.
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-__all__ = ["SparseVec", "term_id", "bm25_document_vector", "query_vector", "K1", "B"]
+__all__ = ["SparseVec", "term_id", "bm25_document_vector", "query_vector", "char_bigrams", "K1", "B"]
 
 K1 = 1.2
 B = 0.75
@@ -50,3 +52,23 @@ def bm25_document_vector(tokens: list[str], avgdl: float) -> SparseVec:
 def query_vector(tokens: list[str]) -> SparseVec:
     """Distinct query terms, weight 1 each (the index's IDF modifier weighs them)."""
     return _merge(Counter({term_id(t): 1 for t in set(tokens)}))
+
+
+_JA_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaffー々〆]+")
+_LATIN = re.compile(r"[a-z0-9]{2,}")
+
+
+def char_bigrams(text: str) -> list[str]:
+    """Character 2-grams of the Japanese runs of ``text`` (NFKC), plus Latin words whole.
+
+    They complement morphological tokens where staff wording and the documents'
+    wording segment differently (使い道 / 活用事例 share nothing; 利活用 / 活用 do).
+    """
+    s = unicodedata.normalize("NFKC", text).lower()
+    grams: list[str] = []
+    for run in _JA_RUN.findall(s):
+        if len(run) == 1:
+            continue
+        grams += ["\u0002" + run[i : i + 2] for i in range(len(run) - 1)]
+    grams += ["\u0002" + w for w in _LATIN.findall(s)]
+    return grams

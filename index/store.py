@@ -37,6 +37,7 @@ __all__ = [
 
 DENSE = "dense"
 SPARSE = "bm25"
+BIGRAM = "bigram"
 KEYWORD_FIELDS = ("id", "doc_id", "issuer", "kind", "tags", "access", "sections")
 
 
@@ -50,6 +51,7 @@ class IndexPoint:
     unit_id: str
     dense: list[float]
     sparse: SparseVec
+    bigram: SparseVec
     payload: dict[str, Any]
 
 
@@ -79,10 +81,38 @@ class StoreQuery:
     dense: list[float]
     sparse: SparseVec
     limit: int
+    bigram: SparseVec = field(default_factory=lambda: SparseVec([], []))
     prefetch_limit: int = 50
     rrf_k: int = 60
     filter: QueryFilter = field(default_factory=QueryFilter)
     sections: list[str] = field(default_factory=list)
+    strategy: str = "hybrid"  # hybrid | dense | bm25 (the last two for ablations)
+    weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # RRF weight of dense, bm25, section, bigram prefetches
+
+    @property
+    def use_bigram(self) -> bool:
+        return self.strategy in ("hybrid", "bigram") and bool(self.bigram)
+
+    def fusion_weights(self) -> list[float]:
+        """The weights of the prefetches actually sent, in order."""
+        w = []
+        if self.use_dense:
+            w.append(self.weights[0])
+        if self.use_sparse:
+            w.append(self.weights[1])
+        if self.sections and self.strategy == "hybrid":
+            w.append(self.weights[2])
+        if self.use_bigram:
+            w.append(self.weights[3])
+        return w
+
+    @property
+    def use_dense(self) -> bool:
+        return self.strategy in ("hybrid", "dense")
+
+    @property
+    def use_sparse(self) -> bool:
+        return self.strategy in ("hybrid", "bm25") and bool(self.sparse)
 
 
 @dataclass
@@ -122,7 +152,10 @@ class EdgeStore:
         path.mkdir(parents=True, exist_ok=True)
         cfg = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
-            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            sparse_vectors={
+                SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf),
+                BIGRAM: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf),
+            },
         )
         shard = qe.EdgeShard.create(str(path), cfg)
         ops = [qe.UpdateOperation.create_field_index(f, qe.PayloadSchemaType.Keyword) for f in KEYWORD_FIELDS]
@@ -159,7 +192,11 @@ class EdgeStore:
         batch = [
             qe.Point(
                 point_id(p.unit_id),
-                {DENSE: p.dense, SPARSE: qe.SparseVector(p.sparse.indices, p.sparse.values)},
+                {
+                    DENSE: p.dense,
+                    SPARSE: qe.SparseVector(p.sparse.indices, p.sparse.values),
+                    BIGRAM: qe.SparseVector(p.bigram.indices, p.bigram.values),
+                },
                 p.payload,
             )
             for p in points
@@ -182,10 +219,10 @@ class EdgeStore:
         import qdrant_edge as qe
 
         flt = self._filter(q.filter)
-        prefetches = [
-            qe.Prefetch(limit=q.prefetch_limit, query=qe.Query.Nearest(q.dense, using=DENSE), filter=flt),
-        ]
-        if q.sparse:
+        prefetches = []
+        if q.use_dense:
+            prefetches.append(qe.Prefetch(limit=q.prefetch_limit, query=qe.Query.Nearest(q.dense, using=DENSE), filter=flt))
+        if q.use_sparse:
             prefetches.append(
                 qe.Prefetch(
                     limit=q.prefetch_limit,
@@ -193,14 +230,22 @@ class EdgeStore:
                     filter=flt,
                 )
             )
-        if q.sections:
+        if q.sections and q.strategy == "hybrid":
             section_flt = self._filter(q.filter, [("sections", [s]) for s in q.sections])
             prefetches.append(
                 qe.Prefetch(limit=q.prefetch_limit, query=qe.Query.Nearest(q.dense, using=DENSE), filter=section_flt)
             )
+        if q.use_bigram:
+            prefetches.append(
+                qe.Prefetch(
+                    limit=q.prefetch_limit,
+                    query=qe.Query.Nearest(qe.SparseVector(q.bigram.indices, q.bigram.values), using=BIGRAM),
+                    filter=flt,
+                )
+            )
         req = qe.QueryRequest(
             limit=q.limit,
-            query=qe.Fusion.Rrf(k=q.rrf_k),
+            query=qe.Fusion.Rrf(k=q.rrf_k, weights=q.fusion_weights()),
             prefetches=prefetches,
             filter=flt,
             with_payload=True,
@@ -282,10 +327,11 @@ def _read_holder(path: Path) -> dict[str, Any]:
 class ClientStore:
     """A collection on a Qdrant server/cluster (or qdrant-client's local mode)."""
 
-    def __init__(self, client: Any, collection: str, *, backend: str = "qdrant-server"):
+    def __init__(self, client: Any, collection: str, *, backend: str = "qdrant-server", owns_client: bool = True):
         self._client = client
         self.collection = collection
         self.backend = backend
+        self._owns_client = owns_client
 
     @staticmethod
     def connect(*, url: str | None = None, api_key: str | None = None, local_path: Path | None = None, timeout: int = 30) -> Any:
@@ -313,7 +359,10 @@ class ClientStore:
         client.create_collection(
             collection,
             vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
-            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            sparse_vectors_config={
+                SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF),
+                BIGRAM: models.SparseVectorParams(modifier=models.Modifier.IDF),
+            },
             **extra,
         )
         for f in KEYWORD_FIELDS:
@@ -328,7 +377,11 @@ class ClientStore:
             points=[
                 models.PointStruct(
                     id=point_id(p.unit_id),
-                    vector={DENSE: p.dense, SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values)},
+                    vector={
+                        DENSE: p.dense,
+                        SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                        BIGRAM: models.SparseVector(indices=p.bigram.indices, values=p.bigram.values),
+                    },
                     payload=p.payload,
                 )
                 for p in points
@@ -351,8 +404,10 @@ class ClientStore:
         from qdrant_client import models
 
         flt = self._filter(q.filter)
-        prefetch = [models.Prefetch(query=q.dense, using=DENSE, limit=q.prefetch_limit, filter=flt)]
-        if q.sparse:
+        prefetch = []
+        if q.use_dense:
+            prefetch.append(models.Prefetch(query=q.dense, using=DENSE, limit=q.prefetch_limit, filter=flt))
+        if q.use_sparse:
             prefetch.append(
                 models.Prefetch(
                     query=models.SparseVector(indices=q.sparse.indices, values=q.sparse.values),
@@ -361,18 +416,27 @@ class ClientStore:
                     filter=flt,
                 )
             )
-        if q.sections:
+        if q.sections and q.strategy == "hybrid":
             prefetch.append(
                 models.Prefetch(
                     query=q.dense, using=DENSE, limit=q.prefetch_limit,
                     filter=self._filter(q.filter, [("sections", [s]) for s in q.sections]),
                 )
             )
+        if q.use_bigram:
+            prefetch.append(
+                models.Prefetch(
+                    query=models.SparseVector(indices=q.bigram.indices, values=q.bigram.values),
+                    using=BIGRAM,
+                    limit=q.prefetch_limit,
+                    filter=flt,
+                )
+            )
         try:
             res = self._client.query_points(
                 self.collection,
                 prefetch=prefetch,
-                query=models.RrfQuery(rrf=models.Rrf(k=q.rrf_k)),
+                query=models.RrfQuery(rrf=models.Rrf(k=q.rrf_k, weights=q.fusion_weights())),
                 query_filter=flt,
                 limit=q.limit,
                 with_payload=True,
@@ -409,6 +473,8 @@ class ClientStore:
         return int(self._client.count(self.collection, exact=True).count)
 
     def close(self) -> None:
+        if not self._owns_client:
+            return
         try:
             self._client.close()
         except Exception:  # noqa: BLE001 - closing a dead connection must not mask the caller's error

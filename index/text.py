@@ -33,15 +33,19 @@ def compact_path(unit: Unit) -> str:
 
 
 def embed_text(unit: Unit) -> str:
-    body = nfkc(unit.row) if unit.row else unit.norm_text
+    """Path, then (for a table row) its column names once, then the unit's own text."""
     head = compact_path(unit)
+    body = unit.norm_text
+    if unit.header:
+        body = f"{nfkc(unit.header)}\n{body}"
     text = f"{head}\n{body}" if head else body
     return re.sub(r"[ \t]+", " ", text)[:MAX_EMBED_CHARS]
 
 
 def lexical_text(unit: Unit) -> str:
-    body = nfkc(unit.row) if unit.row else unit.norm_text
-    return f"{compact_path(unit)}\n{body}"
+    """Path and the unit's own text. A table's column names are left out: repeated in
+    every row they would match every row equally and only blur BM25's IDF."""
+    return f"{compact_path(unit)}\n{unit.norm_text}"
 
 
 def sections_of(unit: Unit) -> list[str]:

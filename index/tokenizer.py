@@ -35,6 +35,7 @@ _STOP = {
     "思う", "いう", "言う", "できる", "出来る", "おる", "くる", "いく", "行う", "やる", "ください", "下さる",
     "いい", "良い", "よい", "大丈夫", "教える", "知る", "ok", "OK", "ちゃう", "じゃ", "ね", "よ", "か",
 }
+_ASCII_STOP = {"the", "and", "for", "with", "from", "what", "how", "can", "use", "ok"}
 _ASCII_WORD = re.compile(r"[A-Z0-9][A-Z0-9.\-']*[A-Z0-9]|[A-Z]{2,}")
 
 
@@ -101,6 +102,24 @@ class JapaneseTokenizer:
                 continue  # "3", "c": the ASCII pass below keeps "3C" whole
             out.append(Token(surface, form))
         return out
+
+    def entity_terms(self, text: str) -> list[str]:
+        """Names the question relies on: proper nouns and Latin-script words (``横浜``, ``Copilot``).
+
+        A question naming something the corpus never mentions is not covered by it,
+        however similar the rest of its wording is.
+        """
+        norm_text = unicodedata.normalize("NFKC", text)
+        with self._lock:
+            parsed = [(w.surface, w.feature.pos1, w.feature.pos2) for w in self._tagger(norm_text)]
+        out = []
+        for surface, pos1, pos2 in parsed:
+            word = surface.lower()
+            if pos1 == "名詞" and pos2 == "固有名詞" and len(surface) >= 2:
+                out.append(word)
+            elif surface.isascii() and surface.isalpha() and len(surface) >= 3 and word not in _ASCII_STOP:
+                out.append(word)
+        return list(dict.fromkeys(out))
 
     def compound_tokens(self, text: str) -> list[str]:
         s = normalize_for_match(text)

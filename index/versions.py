@@ -42,7 +42,10 @@ class IndexMeta:
 
 
 def new_version_name(corpus_hash: str) -> str:
-    return time.strftime("v%Y%m%dT%H%M%S", time.gmtime()) + f"-{int(time.time_ns() % 1_000_000):06d}-{corpus_hash[:8]}"
+    """``v20261123T012345-123456-<hash>``: names sort in build order (microseconds included)."""
+    now_ns = time.time_ns()
+    stamp = time.strftime("v%Y%m%dT%H%M%S", time.gmtime(now_ns / 1e9))
+    return f"{stamp}-{(now_ns // 1000) % 1_000_000:06d}-{corpus_hash[:8]}"
 
 
 def versions_dir(root: Path) -> Path:

@@ -33,7 +33,7 @@ PHASES = ("企画", "要件定義", "設計開発", "運用", "廃止")
 L_CHAPTER, L_SLIDE, L_CATEGORY, L_PHASE, L_SUB, L_LABEL = 1, 2, 3, 4, 5, 6
 
 _MD_HEADING = re.compile(r"^(#{1,6}) +([^\t]+?)\s*#*$")
-_CHECK = re.compile(r"^[✓✔☑]\s*\[(必須|推奨)\]\s*(.+)$")
+_CHECK = re.compile(r"^(?:-\s*)?[✓✔☑]\s*[\[【](必須|推奨)[\]】]\s*(.+)$")
 _TAG = re.compile(r"【([^】]{1,20})】")
 _CIRCLED = re.compile(r"^([①-⑳])\s*(.+)$")
 _BULLET = re.compile(r"^(\s*)([-・•▶►➤➢>»■●○〇◆‣*]|\d{1,2}\.(?=\s)|\(\d{1,2}\)|[（(][a-zA-Zｱ-ﾝ][)）])\s*")
@@ -234,6 +234,7 @@ class _Parser:
         self.flush()
         rows: list[tuple[Line, list[str]]] = []
         pipe = self.lines[i].text.lstrip().startswith("|")
+        separator_seen = False
         j = i
         while j < len(self.lines):
             line = self.lines[j]
@@ -248,7 +249,8 @@ class _Parser:
             if not pipe and "\t" not in line.text:
                 break
             if pipe:
-                if re.fullmatch(r"\s*\|[\s:|-]+\|?\s*", line.text):
+                if re.fullmatch(r"\s*\|[\s:|-]*-[\s:|-]*\|?\s*", line.text):
+                    separator_seen = len(rows) == 1
                     j += 1
                     continue
                 cells = [c.strip() for c in line.text.strip().strip("|").split("|")]
@@ -256,16 +258,24 @@ class _Parser:
                 cells = [c.strip() for c in line.text.split("\t")]
             rows.append((line, cells))
             j += 1
-        self._emit_table(rows)
+        self._emit_table(rows, markdown_header=separator_seen)
         return j
 
-    def _emit_table(self, rows: list[tuple[Line, list[str]]]) -> None:
+    def _emit_table(self, rows: list[tuple[Line, list[str]]], *, markdown_header: bool = False) -> None:
         def numeric(c: str) -> bool:
             return bool(re.fullmatch(r"[\d,.()（）%％ ]+", nfkc(c))) and any(ch.isdigit() for ch in c)
 
         def junk(cells: list[str]) -> bool:
             return all(re.fullmatch(r"[・\s]*(<br>)?[・\s]*", c) for c in cells)
 
+        if markdown_header and rows:
+            # Markdown says the row above |---| is the header; an empty one means "no header".
+            head = rows[0][1]
+            rows = [(l, c) for l, c in rows[1:] if not junk(c)]
+            if not rows:
+                return
+            self._emit_rows(rows, [] if not any(head) else head)
+            return
         rows = [(l, c) for l, c in rows if not junk(c)]
         if not rows:
             return
@@ -290,7 +300,9 @@ class _Parser:
             body = rows[1:]
         else:
             body = rows
-        header = _combine_header(header_rows)
+        self._emit_rows(body, _combine_header(header_rows))
+
+    def _emit_rows(self, body: list[tuple[Line, list[str]]], header: list[str]) -> None:
         header_text = " | ".join(h for h in header if h)
         heading = " ".join(self.path()[-2:])
         is_definition = bool(header and re.match(r"^用語", header[0])) or (
@@ -355,6 +367,8 @@ class _Parser:
         if m:
             self.set_heading(len(m.group(1)), m.group(2).strip())
             return True
+        if _TAGS_ONLY.match(s) and self.current is not None and self.current.kind == "clause":
+            return False  # the wrapped tag list of a checklist item
         if self.is_markdown:
             m = _LABEL.match(s)
             if m and not _ANSWER_MARK.search(s):
@@ -462,13 +476,14 @@ class _Parser:
             tags = [level] + _TAG.findall(rest)
             title = _TAG.sub("", rest).strip()
             in_domain = any(t.startswith("【") for lvl, t in self.stack if lvl == L_SLIDE)
+            if in_domain:
+                # Scene descriptions (一般的な利活用シーン) above the checklist are not its parents.
+                while self.stack and self.stack[-1][0] > L_PHASE:
+                    self.stack.pop()
+            unit = self.start("clause", line, title=title, tags=tags)
+            unit.path = self.path() + [f"[{level}] {title}"]
             if in_domain and not self.has_level(L_PHASE):
-                unit = self.start("clause", line, title=title, tags=tags)
-                unit.path = self.path() + [f"[{level}] {title}"]
                 self.pending_phase.append(unit)
-            else:
-                unit = self.start("clause", line, title=title, tags=tags)
-                unit.path = self.path() + [f"[{level}] {title}"]
             return
         m = _CIRCLED.match(s)
         if m and len(s) <= 40:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter, defaultdict
-from difflib import SequenceMatcher
+from collections import Counter
 
 from ingest.cleaning import nfkc, squash
 from ingest.models import PATH_SEP, DocumentMeta, Provenance, Unit
 from ingest.structure import RawUnit
 
-__all__ = ["finalize_units", "unit_id", "MIN_UNIT_CHARS", "NEAR_DUPLICATE_RATIO"]
+__all__ = ["finalize_units", "unit_id", "MIN_UNIT_CHARS"]
 
 MIN_UNIT_CHARS = 10
-# Only wording differences this small merge (spacing, a particle): the Tokyo
-# checklists repeat items across sections with real differences that a
-# section-pinned question must still find, so they stay separate units.
-NEAR_DUPLICATE_RATIO = 0.97
+# Near-identical means identical once spacing, punctuation and brackets are
+# ignored. Any difference in words keeps units apart: the Tokyo checklists repeat
+# items across sections with small real differences (「必要がないか」 vs
+# 「必要があるか」) that a section-pinned question must still find.
+_IGNORABLE = re.compile(r"[\s、。・,.:：;；「」『』()（）\[\]【】<>＜＞\-ー―…]")
 
 
 def unit_id(doc_id: str, path: list[str], ordinal: int) -> str:
@@ -27,7 +27,8 @@ def unit_id(doc_id: str, path: list[str], ordinal: int) -> str:
     'tokyo-'
     """
     short = re.split(r"[_]", doc_id)[0][:24]
-    key = "\x1f".join([doc_id, PATH_SEP.join(path), str(ordinal)])
+    # The path below the document title: retitling a document in the manifest keeps its IDs.
+    key = "\x1f".join([doc_id, PATH_SEP.join(path[1:]), str(ordinal)])
     return f"{short}-{hashlib.blake2b(key.encode(), digest_size=5).hexdigest()}"
 
 
@@ -68,7 +69,6 @@ def finalize_units(meta: DocumentMeta, raw_units: list[RawUnit]) -> tuple[list[U
     ordinals: Counter = Counter()
     units: list[Unit] = []
     by_key: dict[str, Unit] = {}
-    by_title: dict[str, list[Unit]] = defaultdict(list)
     for ru in kept:
         path_key = PATH_SEP.join(ru.path)
         ordinal = ordinals[path_key]
@@ -77,13 +77,8 @@ def finalize_units(meta: DocumentMeta, raw_units: list[RawUnit]) -> tuple[list[U
         prov = Provenance(
             section_path=ru.path, source_file=meta.file, line_start=ru.lines[0].no, line_end=ru.lines[-1].no
         )
-        key = squash(text)
+        key = _IGNORABLE.sub("", squash(text))
         twin = by_key.get(key)
-        if twin is None and ru.title:
-            twin = next(
-                (u for u in by_title[squash(ru.title)] if SequenceMatcher(None, squash(u.text), key).ratio() >= NEAR_DUPLICATE_RATIO),
-                None,
-            )
         if twin is not None and twin.kind == ru.kind:
             twin.provenance.append(prov)
             stats["merged_duplicates"] += 1
@@ -110,8 +105,6 @@ def finalize_units(meta: DocumentMeta, raw_units: list[RawUnit]) -> tuple[list[U
             content_hash=_content_hash(text),
         )
         by_key[key] = unit
-        if ru.title:
-            by_title[squash(ru.title)].append(unit)
         units.append(unit)
     return units, stats
 

@@ -105,7 +105,8 @@ def test_malformed_rules_stop_with_the_rule_named(tmp_path, lookup):
         load_rules(bad_quote, lookup_units=lookup)
     assert "class 3A" in err.value.message
     missing_unit = tmp_path / "missing_unit.yaml"
-    missing_unit.write_text(text.replace("unit_id: mic-e98036f2bb", "unit_id: mic-0000000000"), encoding="utf-8")
+    yakkan_unit = load_rules().attribute("yakkan").unit_id
+    missing_unit.write_text(text.replace(f"unit_id: {yakkan_unit}", "unit_id: mic-0000000000", 1), encoding="utf-8")
     with pytest.raises(RulesError) as err:
         load_rules(missing_unit, lookup_units=lookup)
     assert "attribute yakkan" in err.value.message and "mic-0000000000" in err.value.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 
 import pytest
 
@@ -108,7 +109,9 @@ def test_rebuild_swaps_versions_and_corrupt_new_version_falls_back(tmp_path, uni
     first = build_index(units[:40], s, embed_model=embed, tokenizer=tok)
     searcher = Searcher(s, embed_model=embed, tokenizer=tok)
     assert searcher.index_version == first.meta.version
-    changed = [units[0].model_copy(update={"text": units[0].text + "（改定）", "norm_text": units[0].norm_text + "(改定)", "content_hash": "changed"})] + units[1:40]
+    # A wording never embedded before (the embedding cache is shared between runs).
+    edit = f"（改定 {uuid.uuid4().hex[:8]}）"
+    changed = [units[0].model_copy(update={"text": units[0].text + edit, "norm_text": units[0].norm_text + edit, "content_hash": "changed"})] + units[1:40]
     second = build_index(changed, s, embed_model=embed, tokenizer=tok)
     assert second.meta.embedded == 1 and second.meta.reused_embeddings == 39
     assert searcher.index_version == second.meta.version  # picked up without a restart

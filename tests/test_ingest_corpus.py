@@ -92,14 +92,14 @@ def test_every_tokyo_checklist_item_has_its_phase_in_a_path(units):
     src = (CORPUS / f"{TOKYO}.md").read_text(encoding="utf-8").splitlines()
     checked = 0
     for no, line in enumerate(src, start=1):
-        if not line.lstrip().startswith("✓"):
+        if not re.match(r"^\s*(?:-\s*)?✓", line):
             continue
         checked += 1
         spans = [(u, p) for u in tokyo for p in u.provenance if p.line_start <= no <= p.line_end]
         assert spans, f"line {no} is in no unit"
         _, prov = spans[0]
         assert any(seg in PHASES for seg in prov.section_path) or any("調達" in seg for seg in prov.section_path), (no, prov.section_path)
-        level = re.search(r"\[(必須|推奨)\]", line).group(1)
+        level = re.search(r"[\[【](必須|推奨)[\]】]", line).group(1)
         assert prov.section_path[-1].startswith(f"[{level}]")
     assert checked > 250
 

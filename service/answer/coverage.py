@@ -28,10 +28,20 @@ class Coverage:
     reason: str
 
 
-def assess_coverage(hits: list[SearchHit], *, min_dense: float = MIN_DENSE, min_lexical: float = MIN_LEXICAL, strong_dense: float = STRONG_DENSE) -> Coverage:
-    """Covered when some top hit is close in meaning and shares enough words (or is very close in meaning)."""
+def assess_coverage(
+    hits: list[SearchHit],
+    *,
+    unknown_entities: list[str] = (),  # type: ignore[assignment]
+    min_dense: float = MIN_DENSE,
+    min_lexical: float = MIN_LEXICAL,
+    strong_dense: float = STRONG_DENSE,
+) -> Coverage:
+    """Not covered when the question names something the corpus never mentions (横浜市, Copilot),
+    or when no top hit is close in meaning and shares enough words; covered otherwise."""
     if not hits:
         return Coverage(False, 0.0, 0.0, "no_hits")
+    if unknown_entities:
+        return Coverage(False, hits[0].dense_score, hits[0].lexical, "unknown_entities")
     top = hits[:3]
     best_dense = max(h.dense_score for h in top)
     best_lexical = max(h.lexical for h in top)

@@ -172,7 +172,7 @@ class Answerer:
                 **fields,
             )
 
-        coverage = assess_coverage(result.hits)
+        coverage = assess_coverage(result.hits, unknown_entities=result.unknown_entities)
         if mode == "clauses":
             text = CLAUSES_MESSAGE if coverage.covered else ABSTAIN_MESSAGE
             if check is not None:

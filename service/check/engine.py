@@ -36,6 +36,19 @@ _SERVICE_CASES = (("ismap", "ISMAP登録サービス"), ("cloud", "インター�
 _AMBIGUOUS = {"個人情報": ("3B", "3C"), "氏名": ("3B", "3C"), "住所": ("3B", "3C")}
 
 
+_NEGATED = re.compile(r"^(?:型|の|サービス)?(?:じゃな|ではな|でな|以外|ではあり|じゃあり)")
+
+
+def _mentions(folded: str, pattern: str) -> bool:
+    """``pattern`` occurs in ``folded`` at least once without being negated (「約款型じゃなく…」)."""
+    start = folded.find(pattern)
+    while start >= 0:
+        if not _NEGATED.match(folded[start + len(pattern):]):
+            return True
+        start = folded.find(pattern, start + 1)
+    return False
+
+
 def _fold(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).upper()
 
@@ -104,11 +117,7 @@ class CheckEngine:
     def attributes(self, text: str) -> list[AttributeRule]:
         # Class keywords are blanked first so that オンライン申請 is not read as an online service.
         _, rest = self._items(text)
-        out = []
-        for a in self.rules.attributes:
-            if any(_fold(p) in rest for p in a.patterns if p):
-                out.append(a)
-        return out
+        return [a for a in self.rules.attributes if any(_mentions(rest, _fold(p)) for p in a.patterns if p)]
 
     @staticmethod
     def service_type(attrs: list[AttributeRule]) -> str:

@@ -31,7 +31,7 @@ With `"stream": true` the response is `text/event-stream` with these events, in 
 | `token` | a piece of the model's text as it is generated |
 | `citations` | `{"citations": [...], "removed": [...]}` after the citation gate |
 | `done` | the final response object (its `answer` is the verified text) |
-| `error` | `{"code", "message"}`; generation failed and the answer fell back to clauses |
+| `error` | `{"code", "message", "fatal"}`: `fatal: false` — generation failed and a clauses answer follows; `fatal: true` — the stream ends |
 """
 
 
@@ -81,23 +81,25 @@ async def ask(body: AskRequest, caller: CallerDep, state: StateDep) -> Any:
     first: AskEvent = await run_in_threadpool(next, gen)
 
     async def events():
-        final: AskResponse | None = None
         ev: Any = first
         try:
             while ev is not _END:
                 if ev.event == "done":
                     final = ev.data
-                yield {"event": ev.event, "data": json.dumps(jsonable_encoder(ev.data, by_alias=True), ensure_ascii=False)}
+                    # Recorded before `done` leaves, so feedback sent right after it finds the answer.
+                    await run_in_threadpool(_record, state, caller, masked, final)
+                data = jsonable_encoder(ev.data, by_alias=True)
+                if ev.event == "error":
+                    data = {**data, "fatal": False}  # generation failed; a clauses answer follows
+                yield {"event": ev.event, "data": json.dumps(data, ensure_ascii=False)}
                 ev = await run_in_threadpool(next, gen, _END)
         except GuideQAError as exc:
-            yield {"event": "error", "data": json.dumps({"code": exc.code, "message": exc.message}, ensure_ascii=False)}
+            yield {"event": "error", "data": json.dumps({"code": exc.code, "message": exc.message, "fatal": True}, ensure_ascii=False)}
         except Exception:  # noqa: BLE001 - the stream must end with an error event, not a trace
             log.exception("stream failed")
-            yield {"event": "error", "data": json.dumps({"code": "internal_error", "message": "内部エラーが発生しました。"}, ensure_ascii=False)}
+            yield {"event": "error", "data": json.dumps({"code": "internal_error", "message": "内部エラーが発生しました。", "fatal": True}, ensure_ascii=False)}
         finally:
             # Closing the generator releases the model lock even if the client went away.
             await run_in_threadpool(gen.close)
-            if final is not None:
-                await run_in_threadpool(_record, state, caller, masked, final)
 
     return EventSourceResponse(events(), ping=15)
