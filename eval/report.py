@@ -7,7 +7,6 @@ a small local judge are shown as advisory.
 from __future__ import annotations
 
 import json
-import statistics
 import tomllib
 from collections import defaultdict
 from pathlib import Path
@@ -244,6 +243,3 @@ def write_report(out_dir: Path, rows: list[dict], summary: dict, *, previous: di
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-
-def _unused() -> None:  # pragma: no cover
-    statistics
