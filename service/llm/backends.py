@@ -19,6 +19,7 @@ goes to ``detail=``, the user sees only the polite Japanese message.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Iterator
@@ -149,7 +150,39 @@ def _load_llama(model_path: Path, n_ctx: int, n_threads: int) -> tuple[Any, thre
         return _models[key]
 
 
-class LlamaCppBackend:
+@atexit.register
+def _close_models() -> None:
+    # Freed here, while the library is still loaded: Llama.__del__ at interpreter
+    # teardown finds its C functions gone and prints a TypeError.
+    with _models_lock:
+        for llm, _ in _models.values():
+            close = getattr(llm, "close", None)
+            if callable(close):
+                close()
+        _models.clear()
+
+
+class _JoinedChat:
+    """``chat`` as the joined ``stream_chat``, shared by both backends."""
+
+    def chat(
+        self,
+        messages: list[dict],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        json_schema: dict | None = None,
+        stop: list[str] | None = None,
+    ) -> str:
+        """Return the whole reply; see :meth:`ChatBackend.chat`."""
+        return "".join(
+            self.stream_chat(
+                messages, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema, stop=stop
+            )
+        )
+
+
+class LlamaCppBackend(_JoinedChat):
     """The GGUF model running in this process through llama-cpp-python.
 
     The model is loaded once per process and shared by every instance with the
@@ -221,21 +254,6 @@ class LlamaCppBackend:
                 if chunks is not None and hasattr(chunks, "close"):
                     chunks.close()
 
-    def chat(
-        self,
-        messages: list[dict],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        json_schema: dict | None = None,
-        stop: list[str] | None = None,
-    ) -> str:
-        """Return the whole reply; see :meth:`ChatBackend.chat`."""
-        return "".join(
-            self.stream_chat(
-                messages, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema, stop=stop
-            )
-        )
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` takes in this model (no special tokens added)."""
@@ -248,7 +266,7 @@ class LlamaCppBackend:
 _AZURE_HOST_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 
 
-class OpenAICompatBackend:
+class OpenAICompatBackend(_JoinedChat):
     """A remote ``/v1/chat/completions`` server, called with the ``openai`` package.
 
     ``base_url`` is the part before ``/chat/completions``:
@@ -354,21 +372,6 @@ class OpenAICompatBackend:
             if stream is not None:
                 stream.close()
 
-    def chat(
-        self,
-        messages: list[dict],
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        json_schema: dict | None = None,
-        stop: list[str] | None = None,
-    ) -> str:
-        """Return the whole reply; see :meth:`ChatBackend.chat`."""
-        return "".join(
-            self.stream_chat(
-                messages, max_tokens=max_tokens, temperature=temperature, json_schema=json_schema, stop=stop
-            )
-        )
 
 
 def _short(text: str, limit: int = 300) -> str:
