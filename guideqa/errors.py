@@ -10,6 +10,7 @@ description) and a polite Japanese ``message`` that is safe to show a user::
     ├── IndexError_
     │   ├── IndexNotReady          no index yet: run `guideqa ingest`
     │   ├── IndexLocked            another process holds the Edge shard
+    │   ├── IndexUnavailable       the Qdrant server cannot be reached
     │   └── IndexCorrupt           half-written or damaged shard directory
     ├── ModelUnavailable           weights or packages missing (offline machine)
     ├── QueryRejected              empty, oversize, PII or injection in the input
@@ -32,6 +33,7 @@ __all__ = [
     "IndexNotReady",
     "IndexLocked",
     "IndexCorrupt",
+    "IndexUnavailable",
     "ModelUnavailable",
     "QueryRejected",
     "LLMError",
@@ -95,6 +97,13 @@ class IndexLocked(IndexError_):
 
     code = "index_locked"
     default_message = "検索インデックスは別のプロセスが使用中です。"
+
+
+class IndexUnavailable(IndexError_):
+    """The Qdrant server or cluster cannot be reached right now."""
+
+    code = "index_unavailable"
+    default_message = "検索サーバーに接続できません。しばらくしてから再度お試しください。"
 
 
 class IndexCorrupt(IndexError_):

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50)
     prefetch_limit: int = Field(50, ge=5, le=500)
     rrf_k: int = Field(20, ge=1, description="RRF k; 20 beat 60 on the dev set (eval/BENCHMARKS.md).")
+    # Qdrant applies an RRF weight w as 1/((rank+1)/w + k - 1): it scales the rank,
+    # so even w=2 moves a first place only a little; see eval/BENCHMARKS.md.
     rrf_weight_dense: float = Field(1.0, ge=0)
     rrf_weight_bm25: float = Field(1.0, ge=0)
     rrf_weight_section: float = Field(1.0, ge=0, description="Weight of the prefetch restricted to sections the question names.")
@@ -73,6 +75,7 @@ class Settings(BaseSettings):
     llm_context_units: int = Field(2, ge=1, le=8, description="Clauses shown to the model.")
     llm_ctx: int = Field(2048, ge=512)
     llm_queue_size: int = Field(4, ge=1, description="Pending LLM jobs before 503.")
+    llm_queue_wait_s: float = Field(30.0, gt=0, description="Longest wait for a generation slot before answering with clauses.")
 
     # --- service -----------------------------------------------------------
     host: str = "127.0.0.1"

@@ -201,6 +201,13 @@ def build_index(
         local_path=settings.qdrant_local_path,
     )
     try:
+        live = [a.collection_name for a in client.get_aliases().aliases if a.alias_name == settings.qdrant_collection]
+        if live and live[0].endswith(fingerprint[:8]) and not force:
+            # Collection names end with the corpus fingerprint: nothing to rebuild.
+            meta.collection = live[0]
+            meta.version = live[0]
+            meta.units = client.count(live[0], exact=True).count
+            return BuildReport(meta=meta, skipped=True)
         collection = f"{settings.qdrant_collection}_{version.replace('-', '_')}"
         store = ClientStore.create(
             client, collection, dim,

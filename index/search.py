@@ -12,6 +12,7 @@ restart, and keeps serving the previous version if the new one cannot be opened.
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 import logging
 import re
 import threading
@@ -25,7 +26,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from guideqa.errors import IndexCorrupt, IndexError_, IndexLocked, IndexNotReady, QueryRejected
 from guideqa.settings import Settings
 from index.sparse import char_bigrams, query_vector
-from index.store import ClientStore, EdgeStore, QueryFilter, StoreQuery, VectorStore
+from index.store import ClientStore, EdgeStore, QueryFilter, StoreQuery, VectorStore, translate_server_errors
 from index.text import bare_section, lexical_text
 from index.tokenizer import COMPOUND_PREFIX, JapaneseTokenizer
 from index.versions import read_meta, resolve_current
@@ -35,6 +36,7 @@ __all__ = ["SearchHit", "SearchResult", "Searcher", "validate_query", "highlight
 
 log = logging.getLogger(__name__)
 _SERVER_RECHECK_S = 5.0
+QUERY_CACHE_SIZE = 1024
 
 
 def validate_query(query: Any, *, max_chars: int) -> str:
@@ -118,6 +120,7 @@ class Searcher:
         self._previous: _Open | None = None
         self._checked = 0.0
         self._client: Any = None
+        self._query_cache: OrderedDict[str, list[float]] = OrderedDict()
 
     # ------------------------------------------------------------------ opening
     def _open_edge(self) -> _Open | None:
@@ -148,6 +151,7 @@ class Searcher:
             raise last_error
         return None
 
+    @translate_server_errors
     def _open_server(self) -> _Open | None:
         # One client for the life of the searcher: local mode locks its folder, and a
         # server connection is worth keeping. The alias is re-read on each re-check.
@@ -261,7 +265,7 @@ class Searcher:
             # Only symbols or emoji: nothing to match on; a dense search would return noise.
             return SearchResult(q, [], handle.version, {"total_ms": _ms(t0)})
         t1 = time.perf_counter()
-        dense = self.embed_model.get_query_embedding(q)
+        dense = self._query_vector(q)
         t2 = time.perf_counter()
         sections = self.pinned_sections(q, handle)
         raw = handle.store.query(
@@ -305,6 +309,24 @@ class Searcher:
         }
         unknown = [e for e in self.tokenizer.entity_terms(q) if e not in handle.vocabulary]
         return SearchResult(q, hits, handle.version, timings, sections, sorted(set(content)), unknown)
+
+    def _query_vector(self, q: str) -> list[float]:
+        """The question's embedding, remembered for the last :data:`QUERY_CACHE_SIZE` questions.
+
+        Staff ask the same questions again and again (and the widget re-asks in
+        clauses mode); on 2 cores the query embedding is most of a search's cost.
+        """
+        with self._lock:
+            vec = self._query_cache.get(q)
+            if vec is not None:
+                self._query_cache.move_to_end(q)
+                return vec
+        vec = self.embed_model.get_query_embedding(q)
+        with self._lock:
+            self._query_cache[q] = vec
+            while len(self._query_cache) > QUERY_CACHE_SIZE:
+                self._query_cache.popitem(last=False)
+        return vec
 
     def get_units(self, unit_ids: list[str], flt: QueryFilter | None) -> list[dict[str, Any]]:
         return self._handle().store.retrieve(unit_ids, flt)

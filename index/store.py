@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-from guideqa.errors import IndexCorrupt, IndexLocked, IndexNotReady
+from guideqa.errors import IndexCorrupt, IndexLocked, IndexNotReady, IndexUnavailable
 from index.sparse import SparseVec
 
 __all__ = [
@@ -324,6 +324,30 @@ def _read_holder(path: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- qdrant-client
+def _server_errors() -> tuple[type[BaseException], ...]:
+    """What qdrant-client raises when the server is down, restarting or unreachable."""
+    import httpx
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    return (ResponseHandlingException, UnexpectedResponse, httpx.HTTPError, ConnectionError, TimeoutError)
+
+
+def translate_server_errors(fn):
+    """Turn a dead or restarting server into :class:`IndexUnavailable` (503), not a 500."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except IndexNotReady:
+            raise
+        except _server_errors() as exc:
+            raise IndexUnavailable(detail=f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper
+
+
 class ClientStore:
     """A collection on a Qdrant server/cluster (or qdrant-client's local mode)."""
 
@@ -338,7 +362,7 @@ class ClientStore:
         from qdrant_client import QdrantClient
 
         if url:
-            return QdrantClient(url=url, api_key=api_key, timeout=timeout, prefer_grpc=False)
+            return QdrantClient(url=url, api_key=api_key, timeout=timeout, prefer_grpc=False, check_compatibility=False)
         if local_path is not None:
             local_path.mkdir(parents=True, exist_ok=True)
             try:
@@ -369,6 +393,7 @@ class ClientStore:
             client.create_payload_index(collection, f, models.PayloadSchemaType.KEYWORD)
         return cls(client, collection, backend=backend)
 
+    @translate_server_errors
     def upsert(self, points: list[IndexPoint]) -> None:
         from qdrant_client import models
 
@@ -400,6 +425,7 @@ class ClientStore:
             return None
         return models.Filter(must=[models.FieldCondition(key=k, match=models.MatchAny(any=v)) for k, v in conds])
 
+    @translate_server_errors
     def query(self, q: StoreQuery) -> list[StoreHit]:
         from qdrant_client import models
 
@@ -449,6 +475,7 @@ class ClientStore:
             for p in res.points
         ]
 
+    @translate_server_errors
     def retrieve(self, unit_ids: list[str], flt: QueryFilter | None = None) -> list[dict[str, Any]]:
         if not unit_ids:
             return []
@@ -458,6 +485,7 @@ class ClientStore:
         by_id = {r.payload["id"]: dict(r.payload) for r in records}
         return [by_id[i] for i in unit_ids if i in by_id]
 
+    @translate_server_errors
     def scroll(self, flt: QueryFilter | None = None) -> Iterator[dict[str, Any]]:
         offset = None
         while True:
@@ -469,6 +497,7 @@ class ClientStore:
             if offset is None:
                 break
 
+    @translate_server_errors
     def count(self) -> int:
         return int(self._client.count(self.collection, exact=True).count)
 

@@ -1,14 +1,17 @@
-"""ASGI middleware that refuses oversize or non-JSON request bodies before any parsing.
+"""ASGI middleware: refuse oversize or non-JSON bodies before any parsing, and bound request time.
 
-It counts bytes as they arrive, so a chunked upload without Content-Length is
-cut off at the limit too.
+:class:`BodyGuard` counts bytes as they arrive, so a chunked upload without
+Content-Length is cut off at the limit too. :class:`RequestTimeout` answers 504
+when no response has started within the limit (a stream that has started is
+bounded by the LLM timeouts instead).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-__all__ = ["BodyGuard"]
+__all__ = ["BodyGuard", "RequestTimeout"]
 
 
 def _error(code: str, message: str, status: int) -> tuple[dict, dict]:
@@ -65,3 +68,32 @@ class BodyGuard:
         start, body = _error(code, message, status)
         await send(start)
         await send(body)
+
+
+class RequestTimeout:
+    def __init__(self, app, *, seconds: float):
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = asyncio.Event()
+
+        async def tracking_send(message):
+            if message["type"] == "http.response.start":
+                started.set()
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, tracking_send))
+        waiter = asyncio.ensure_future(started.wait())
+        done, _ = await asyncio.wait({task, waiter}, timeout=self.seconds, return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            task.cancel()
+            waiter.cancel()
+            start, body = _error("timeout", "処理に時間がかかりすぎたため中断しました。質問を短くするか、時間をおいて再度お試しください。", 504)
+            await send(start)
+            await send(body)
+            return
+        waiter.cancel()
+        await task

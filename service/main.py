@@ -22,7 +22,7 @@ from guideqa.errors import IndexError_
 from guideqa.settings import Settings, get_settings
 from service.api.errors import ERROR_STATUS, install_error_handlers
 from service.api.routes import admin, ask, check, feedback, health, search, units
-from service.limits import BodyGuard
+from service.limits import BodyGuard, RequestTimeout
 from service.state import build_state
 
 __all__ = ["create_app"]
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     app.add_middleware(BodyGuard, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
     if settings.cors_origins:
         # Only for pages on other intranet hosts; the demo page is same-origin.
         app.add_middleware(

@@ -43,11 +43,19 @@ def units(ingest_result):
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory) -> Settings:
     """Settings for a throwaway data dir holding a real Edge index of the real corpus."""
+    # Explicitly embedded: a GUIDEQA_QDRANT_URL in the environment must never let the
+    # tests move a real deployment's alias (the server suite opts in on its own).
     return Settings(
         data_dir=tmp_path_factory.mktemp("guideqa-data"),
         cache_dir=SHARED_CACHE,
         models_path=SHARED_MODELS,
         allow_anonymous=True,
+        qdrant_url=None,
+        qdrant_api_key=None,
+        qdrant_local_path=None,
+        api_keys=None,
+        api_keys_file=None,
+        llm_backend="llama-cpp",
     )
 
 

@@ -165,3 +165,19 @@ def test_feedback_is_tied_to_an_answer(client):
     unknown = client.post("/v1/feedback", json={"answer_id": "0" * 32, "rating": "down"}, headers=h())
     assert unknown.status_code == 404
     assert answer["answer_id"] in client.get("/admin/audit.csv", headers=h(ADMIN)).text
+
+
+def test_qdrant_server_down_is_a_503_not_a_crash(settings, built_index, tmp_path):
+    s = settings.model_copy(update={"llm_backend": "none", "qdrant_url": "http://127.0.0.1:9", "data_dir": tmp_path})
+    with TestClient(create_app(s)) as c:
+        ready = c.get("/readyz")
+        r = c.post("/v1/search", json={"query": "源内"})
+    assert ready.status_code == 503
+    assert r.status_code == 503 and r.json()["error"]["code"] == "index_unavailable"
+
+
+def test_slow_request_gets_a_504(settings, built_index):
+    s = settings.model_copy(update={"llm_backend": "none", "api_keys": KEYS, "request_timeout_s": 0.001})
+    with TestClient(create_app(s)) as c:
+        r = c.post("/v1/search", json={"query": "生成AIの利用ルールは？"}, headers=h())
+    assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"

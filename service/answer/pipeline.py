@@ -72,7 +72,8 @@ class LLMQueue:
             with self._lock:
                 self.waiting -= 1
         if not acquired:
-            raise Overloaded(retry_after=int(self.expected_seconds))
+            # Retrieval is done already: answering with the clauses beats a 503 after a long wait.
+            raise LLMError(detail=f"no generation slot within {timeout:.0f}s")
         try:
             yield
         finally:
@@ -205,7 +206,7 @@ class Answerer:
         messages = build_messages(question, context)
         pieces: list[str] = []
         try:
-            with self.queue.slot(timeout=self.settings.llm_timeout_s):
+            with self.queue.slot(timeout=self.settings.llm_queue_wait_s):
                 t_gen = time.perf_counter()
                 first = True
                 for delta in self.backend.stream_chat(messages, max_tokens=self.settings.llm_max_tokens, temperature=0.0, stop=["【質問】", "【資料】"]):

@@ -41,6 +41,7 @@ ERROR_STATUS: dict[str, int] = {
     "index_not_ready": 503,
     "index_locked": 503,
     "index_corrupt": 503,
+    "index_unavailable": 503,
     "index_error": 503,
     "model_unavailable": 503,
     "llm_unavailable": 503,

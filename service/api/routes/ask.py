@@ -11,7 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from guideqa.errors import GuideQAError
+from guideqa.errors import GuideQAError, Overloaded
 from service.answer.pipeline import AskEvent
 from service.api.deps import CallerDep, StateDep
 from service.api.protect import audit, protect
@@ -72,7 +72,12 @@ async def ask(body: AskRequest, caller: CallerDep, state: StateDep) -> Any:
     answerer = await run_in_threadpool(state.answerer)
     kwargs = dict(mode=body.mode, groups=caller.access, filters=body.filters, top_k=body.top_k)
     if not body.stream:
-        final = await run_in_threadpool(lambda: answerer.ask(question, **kwargs))
+        try:
+            final = await run_in_threadpool(lambda: answerer.ask(question, **kwargs))
+        except Overloaded as exc:
+            # A refused request is part of the usage history too.
+            await run_in_threadpool(lambda: audit(state, caller, endpoint="/v1/ask", question_masked=masked, mode=body.mode, status="error", error_code=exc.code))
+            raise
         await run_in_threadpool(_record, state, caller, masked, final)
         return final
 
