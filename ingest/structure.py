@@ -376,6 +376,10 @@ class _Parser:
                 self.set_heading(max(deepest + 1, L_SUB), o)
                 return True
             return False
+        if re.match(r"^\[(参考資料|その他)\]", s):
+            # Appendices follow the last chapter but are not part of it.
+            self.set_heading(L_CHAPTER, o)
+            return True
         key = squash(re.sub(r"^(?:[I|｜]\s*)?(?:0[1-9]\s+)?", "", s))
         if key in self.toc:
             self.set_heading(L_CHAPTER, self.toc[key])
