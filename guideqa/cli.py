@@ -239,7 +239,7 @@ def _app_state(settings: Settings, *, load_llm: bool):
 
 
 def _print_answer(resp) -> None:
-    out.print(f"[bold]回答[/bold] [dim](AI生成 — 必ず引用元の原文を確認してください)[/dim]" if resp.ai_generated else "[bold]回答[/bold]")
+    out.print("[bold]回答[/bold] [dim](AI生成 — 必ず引用元の原文を確認してください)[/dim]" if resp.ai_generated else "[bold]回答[/bold]")
     out.print(resp.answer)
     if resp.notice:
         out.print(f"[yellow]{resp.notice}[/yellow]")

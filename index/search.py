@@ -95,6 +95,7 @@ class _Open:
     sections: list[str]
     section_sets: list[frozenset[str]]
     vocabulary: frozenset[str]
+    unit_terms: dict[str, frozenset[str]]
     opened_at: float
 
 
@@ -175,14 +176,17 @@ class Searcher:
         sections: set[str] = set()
         section_sets: set[frozenset[str]] = set()
         vocabulary: set[str] = set()
+        unit_terms: dict[str, frozenset[str]] = {}
         for payload in store.scroll(None):
             sections.update(payload.get("sections") or [])
             section_sets.add(frozenset(payload.get("sections") or []))
-            text = payload.get("text", "") + "\n" + " ".join(payload.get("section_path") or [])
-            vocabulary.update(self.tokenizer.tokens(text))
-            vocabulary.update(self.tokenizer.entity_terms(text))
+            unit = _unit_of(payload)
+            terms = frozenset(self.tokenizer.tokens(lexical_text(unit)))
+            unit_terms[unit.id] = terms
+            vocabulary.update(terms)
+            vocabulary.update(self.tokenizer.entity_terms(unit.text + "\n" + " ".join(unit.section_path)))
         names = sorted(n for n in sections if len(n) >= 2 and bare_section(n) == n)
-        return _Open(store, version, names, list(section_sets), frozenset(vocabulary), time.monotonic())
+        return _Open(store, version, names, list(section_sets), frozenset(vocabulary), unit_terms, time.monotonic())
 
     def _handle(self) -> _Open:
         with self._lock:
@@ -287,8 +291,8 @@ class Searcher:
         surfaces = [w.surface for w in self.tokenizer.words(q)] + [t[len(COMPOUND_PREFIX):] for t in words if t.startswith(COMPOUND_PREFIX)]
         hits = []
         for rank, h in enumerate(raw, start=1):
-            unit = Unit.model_validate({k2: v for k2, v in h.payload.items() if k2 != "sections"})
-            u_terms = set(self.tokenizer.tokens(lexical_text(unit)))
+            unit = _unit_of(h.payload)
+            u_terms = handle.unit_terms.get(unit.id) or frozenset(self.tokenizer.tokens(lexical_text(unit)))
             overlap = len(q_terms & u_terms) / max(len(q_terms), 1)
             cos = sum(a * b for a, b in zip(dense, h.dense)) if h.dense else 0.0
             hits.append(
@@ -333,6 +337,10 @@ class Searcher:
 
     def iter_units(self, flt: QueryFilter | None):
         return self._handle().store.scroll(flt)
+
+
+def _unit_of(payload: dict[str, Any]) -> Unit:
+    return Unit.model_validate({k: v for k, v in payload.items() if k != "sections"})
 
 
 def _ms(t0: float) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from ingest.cleaning import clean_inline, nfkc, squash
 from ingest.pipeline import ingest_corpus

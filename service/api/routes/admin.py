@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -16,10 +17,10 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 def audit_csv(
     caller: AdminDep,
     state: StateDep,
-    since: datetime | None = Query(None, description="ISO 8601, inclusive"),
-    until: datetime | None = Query(None, description="ISO 8601, exclusive"),
-    key_id: str | None = Query(None, max_length=64),
-    group: str | None = Query(None, max_length=64, description="Only rows of callers in this access group"),
+    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    key_id: Annotated[str | None, Query(max_length=64)] = None,
+    group: Annotated[str | None, Query(max_length=64, description="Only rows of callers in this access group")] = None,
 ) -> StreamingResponse:
     rows = state.audit.export_csv(since=since, until=until, key_id=key_id, groups=[group] if group else None)
     return StreamingResponse(rows, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": 'attachment; filename="audit.csv"'})

@@ -74,9 +74,9 @@ async def ask(body: AskRequest, caller: CallerDep, state: StateDep) -> Any:
     if not body.stream:
         try:
             final = await run_in_threadpool(lambda: answerer.ask(question, **kwargs))
-        except Overloaded as exc:
+        except Overloaded:
             # A refused request is part of the usage history too.
-            await run_in_threadpool(lambda: audit(state, caller, endpoint="/v1/ask", question_masked=masked, mode=body.mode, status="error", error_code=exc.code))
+            await run_in_threadpool(lambda: audit(state, caller, endpoint="/v1/ask", question_masked=masked, mode=body.mode, status="error", error_code=Overloaded.code))
             raise
         await run_in_threadpool(_record, state, caller, masked, final)
         return final

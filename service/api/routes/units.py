@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 
@@ -23,7 +24,7 @@ class UnitNotFound(GuideQAError):
 def get_unit(
     caller: ReaderDep,
     searcher: SearcherDep,
-    unit_id: str = Path(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$"),
+    unit_id: Annotated[str, Path(min_length=3, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")],
 ) -> UnitPublic:
     """The full unit with its provenance. A unit outside the caller's groups is reported as not found."""
     found = searcher.get_units([unit_id], to_query_filter(None, caller.access))
