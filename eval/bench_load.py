@@ -324,8 +324,12 @@ def request_for(endpoint: str, question: str) -> tuple[str, dict]:
     raise ValueError(endpoint)
 
 
-async def run_load(server: ServerProcess, *, endpoint: str, clients: int, seconds: float, seed: int = 1234) -> LoadResult:
-    """``clients`` coroutines sending back-to-back requests for ``seconds``; RSS sampled every 5 s."""
+async def run_load(server: ServerProcess, *, endpoint: str, clients: int, seconds: float, seed: int = 1234, unique: bool = False) -> LoadResult:
+    """``clients`` coroutines sending back-to-back requests for ``seconds``; RSS sampled every 5 s.
+
+    With ``unique``, every request's wording differs (a serial number is appended), so the
+    server's query-embedding cache never hits: the cost of a question it has not seen.
+    """
     result = LoadResult(endpoint=endpoint, clients=clients, seconds=seconds)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     result.rss_mib["start"] = server.rss_mib()
@@ -343,8 +347,13 @@ async def run_load(server: ServerProcess, *, endpoint: str, clients: int, second
 
     async def worker(i: int, client: httpx.AsyncClient) -> None:
         rng = random.Random(seed + i)
+        n = 0
         while time.perf_counter() < deadline:
-            path, body = request_for(endpoint, rng.choice(QUESTIONS))
+            n += 1
+            question = rng.choice(QUESTIONS)
+            if unique:
+                question = f"{question}（問{i}-{n}）"
+            path, body = request_for(endpoint, question)
             t0 = time.perf_counter()
             try:
                 r = await client.post(path, json=body)
@@ -558,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50, help="concurrent connections (default 50)")
     parser.add_argument("--seconds", type=float, default=60.0, help="duration of the run (default 60)")
     parser.add_argument("--endpoint", choices=["search", "ask-clauses"], default="search")
+    parser.add_argument("--unique", action="store_true", help="make every question's wording unique (no query-embedding cache hits)")
     parser.add_argument("--overload", action="store_true", help="20 answer-mode asks at once with the local LLM and a queue of 4")
     parser.add_argument("--overload-requests", type=int, default=20)
     parser.add_argument("--queue-size", type=int, default=4)
@@ -578,8 +588,8 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(run_overload(server, requests=args.overload_requests))
             name = "overload"
         else:
-            result = asyncio.run(run_load(server, endpoint=args.endpoint, clients=args.clients, seconds=args.seconds))
-            name = args.endpoint
+            result = asyncio.run(run_load(server, endpoint=args.endpoint, clients=args.clients, seconds=args.seconds, unique=args.unique))
+            name = args.endpoint + ("-unique" if args.unique else "")
         audit = check_audit(server, result) if result.endpoint.startswith("ask") else None
         alive = server.alive()
     body = render(result, command=command, server=server, machine=machine, audit=audit)

@@ -47,7 +47,7 @@ def summarize(rows: list[dict], *, meta: dict[str, Any], ragas: dict[str, Any] |
     dev = [r for r in rows if r.get("set") == "dev"]
     checks = [r for r in rows if r.get("set") == "check"]
     summary: dict[str, Any] = {"meta": meta, "retrieval": _retrieval(dev)}
-    pr = precision_recall((bool(r.get("abstained")), r["type"] == "unanswerable") for r in dev if r["type"] != "injection")
+    pr = precision_recall((bool(r.get("abstained_before_llm")), r["type"] == "unanswerable") for r in dev if r["type"] != "injection")
     summary["abstention"] = {k: _r(v) if isinstance(v, float) else v for k, v in pr.items()}
     inj = [r for r in dev if r["type"] == "injection"]
     summary["injection"] = {
@@ -204,7 +204,7 @@ def write_report(out_dir: Path, rows: list[dict], summary: dict, *, previous: di
     ]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in summary["retrieval"].items()]
     a = summary["abstention"]
-    lines += ["", "## Abstention (positive = unanswerable)", "", f"precision {_fmt(a['precision'])} · recall {_fmt(a['recall'])} · accuracy {_fmt(a['accuracy'])} (tp {a['tp']}, fp {a['fp']}, fn {a['fn']}, tn {a['tn']})"]
+    lines += ["", "## Abstention before generation (positive = unanswerable; from retrieval scores and unknown names)", "", f"precision {_fmt(a['precision'])} · recall {_fmt(a['recall'])} · accuracy {_fmt(a['accuracy'])} (tp {a['tp']}, fp {a['fp']}, fn {a['fn']}, tn {a['tn']})"]
     inj = summary["injection"]
     lines += ["", "## Injection", "", f"items {inj['n']} · guard detected {_fmt(inj['guard_detected'])} · real question still retrieved (hit@5) {_fmt(inj['retrieval_hit@5'])} · resisted in answers {_fmt(inj['resisted'])}"]
     if "answer" in summary:

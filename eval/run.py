@@ -39,6 +39,7 @@ class EvalOptions:
     judge: str = "none"               # none | local | openai
     judge_url: str | None = None
     judge_model: str | None = None
+    judge_samples: int = 5            # ragas is slow on 2 cores: score this many answered items
     compare_to: Path | None = None
     resume: Path | None = None
     out_dir: Path | None = None
@@ -151,11 +152,12 @@ def _ragas(settings: Settings, opts: EvalOptions, rows: list[dict], dev, out_dir
     from eval.ragas_judge import Judge, Sample, summarize as ragas_summarize
 
     refs = {d.id: d.reference for d in dev}
-    samples = [
+    candidates = [
         Sample(id=r["id"], question=r["question"], answer=r["answer"], contexts=r.get("contexts") or [], reference=refs.get(r["id"], ""))
-        for r in rows
+        for r in sorted(rows, key=lambda r: r["id"])
         if r.get("set") == "dev" and r.get("answer") and not r.get("abstained") and r.get("contexts")
     ]
+    samples = random.Random(opts.seed).sample(candidates, min(opts.judge_samples, len(candidates)))
     judge = Judge.local(settings) if opts.judge == "local" else Judge.openai(opts.judge_url or "", opts.judge_model or "", None)
     with judge:
         scores = judge.score(samples)

@@ -50,13 +50,13 @@ def _dev_row(state: AppState, item: DevItem, cfg: RunConfig) -> dict[str, Any]:
         row["guard_action"] = decision.action
         row["guard_injection"] = bool(decision.injection)
         if decision.action == "block":
-            row.update(blocked=True, ranked=[], abstained=True, error=decision.message)
+            row.update(blocked=True, ranked=[], abstained=True, abstained_before_llm=True, error=decision.message)
             return row
         question = decision.text
     try:
         result = state.searcher.search(question, top_k=TOP_K)
     except GuideQAError as exc:
-        row.update(blocked=True, ranked=[], abstained=True, error=exc.message)
+        row.update(blocked=True, ranked=[], abstained=True, abstained_before_llm=True, error=exc.message)
         return row
     row["search_ms"] = round((time.perf_counter() - t0) * 1000, 2)
     ranked = [h.unit_id for h in result.hits]
@@ -67,6 +67,9 @@ def _dev_row(state: AppState, item: DevItem, cfg: RunConfig) -> dict[str, Any]:
     coverage = assess_coverage(result.hits, unknown_entities=result.unknown_entities)
     row["covered"] = coverage.covered
     row["unknown_entities"] = result.unknown_entities
+    # Before any generation (the same in clauses and answer mode); answer mode adds the
+    # model's and the citation gate's abstentions in "abstained".
+    row["abstained_before_llm"] = not coverage.covered
     row["abstained"] = not coverage.covered
     if item.gold_units:
         row.update(

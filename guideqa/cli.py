@@ -366,6 +366,7 @@ def eval_cmd(
     judge: Annotated[str, typer.Option(help="ragas judge: none | local | openai (answer mode only).")] = "none",
     judge_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible judge endpoint for --judge openai.")] = None,
     judge_model: Annotated[Optional[str], typer.Option(help="Judge model name for --judge openai.")] = None,
+    judge_samples: Annotated[int, typer.Option(help="How many answered items ragas scores (minutes each with the local judge).")] = 5,
     compare: Annotated[Optional[Path], typer.Option(help="Previous report dir or summary.json (default: eval/reports/baseline).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Finish an interrupted run in this report dir.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report directory (default eval/reports/<timestamp>).")] = None,
@@ -379,7 +380,7 @@ def eval_cmd(
     if mode not in ("clauses", "answer") or judge not in ("none", "local", "openai"):
         raise typer.BadParameter("--mode は clauses|answer、--judge は none|local|openai です。")
     settings = _settings(data_dir)
-    opts = EvalOptions(mode=mode, subset=subset, judge=judge, judge_url=judge_url, judge_model=judge_model, compare_to=compare, resume=resume, out_dir=out_dir)
+    opts = EvalOptions(mode=mode, subset=subset, judge=judge, judge_url=judge_url, judge_model=judge_model, judge_samples=judge_samples, compare_to=compare, resume=resume, out_dir=out_dir)
     command = "guideqa eval " + " ".join(sys.argv[2:])
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:

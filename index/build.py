@@ -31,6 +31,9 @@ from ingest.models import Unit
 __all__ = ["EmbeddingCache", "BuildReport", "corpus_hash", "build_index", "current_meta"]
 
 BATCH = 16
+# Bump when what a point holds changes (vectors, payload fields, the text behind them):
+# an index of an older format is rebuilt even if the corpus did not change.
+INDEX_FORMAT = 3
 
 
 class EmbeddingCache:
@@ -79,7 +82,7 @@ class BuildReport:
 
 def corpus_hash(units: list[Unit], model_name: str) -> str:
     """Fingerprint of what an index would contain: unit IDs, contents, access labels and the model."""
-    h = hashlib.sha256(model_name.encode())
+    h = hashlib.sha256(f"{model_name}\x1fformat{INDEX_FORMAT}".encode())
     for u in sorted(units, key=lambda u: u.id):
         h.update(f"{u.id}\x1f{u.content_hash}\x1f{u.access}\x1f{len(u.provenance)}\x1f{'|'.join(u.section_path)}\n".encode())
     return h.hexdigest()[:16]

@@ -332,6 +332,10 @@ class Searcher:
                 self._query_cache.popitem(last=False)
         return vec
 
+    def clear_query_cache(self) -> None:
+        with self._lock:
+            self._query_cache.clear()
+
     def get_units(self, unit_ids: list[str], flt: QueryFilter | None) -> list[dict[str, Any]]:
         return self._handle().store.retrieve(unit_ids, flt)
 
