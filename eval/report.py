@@ -219,7 +219,9 @@ def write_report(out_dir: Path, rows: list[dict], summary: dict, *, previous: di
         rg = summary["ragas"]
         lines += ["", "## ragas (ADVISORY" + (" — small local judge, not a gate" if rg.get("advisory") else "") + ")", "", "| metric | mean | valid | failed |", "|---|---|---|---|"]
         for name, s in rg.get("metrics", {}).items():
-            lines.append(f"| {name} | {_fmt(s.get('mean'))} | {s.get('n_valid')} | {s.get('n_failed')} |")
+            failed = s.get("n_failed") or {}
+            detail = ", ".join(f"{k} {v}" for k, v in failed.items() if v) if isinstance(failed, dict) else str(failed)
+            lines.append(f"| {name} | {_fmt(s.get('mean'))} | {s.get('n_valid')} | {s.get('n_failed_total', 0)}{f' ({detail})' if detail else ''} |")
     lines += ["", "## By question type", "", "| type | n | hit@5 | mrr@10 | evidence@2000 | abstained | answer correct |", "|---|---|---|---|---|---|---|"]
     for t, g in summary["by_type"].items():
         lines.append(f"| {t} | {g['n']} | {_fmt(g.get('hit@5'))} | {_fmt(g.get('mrr@10'))} | {_fmt(g.get('evidence_recall@2000'))} | {_fmt(g.get('abstained'))} | {_fmt(g.get('answer_correct'))} |")

@@ -106,8 +106,10 @@ def _answer(state: AppState, item: DevItem, question: str, ranked: list[str]) ->
     out["contexts"] = [c.quote for c in resp.citations][:3]
     related = {r.id for r in resp.related}
     units = {u["id"]: u for u in state.searcher.get_units([c.unit_id for c in resp.citations], None)}
+    # A verdict cites the rules' units (validated against the index at start-up), not retrieved ones.
     out["citations_valid"] = all(
-        c.unit_id in related and c.unit_id in units and c.quote in units[c.unit_id]["text"] for c in resp.citations
+        (resp.check is not None or c.unit_id in related) and c.unit_id in units and c.quote in units[c.unit_id]["text"]
+        for c in resp.citations
     ) if resp.citations else True
     answer = resp.answer
     if item.type == "injection":

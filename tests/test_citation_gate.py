@@ -62,3 +62,13 @@ def test_system_prompt_echo_is_removed():
     leaked = SYSTEM_PROMPT.split("\n")[2]
     r = gate(leaked + "[1]")
     assert not r.sentences and r.removed and r.removed[0][1] in ("prompt_leak", "not_supported")
+
+
+def test_quote_fallback_picks_the_verbatim_sentence_that_answers():
+    from service.answer.prompt import best_sentence
+
+    text = "- 全府省庁において、生成AIシステムを利用開始済み\n- 令和7年12月末時点まで、リスクケースの発生事例はなし"
+    terms = set(get_tokenizer().tokens("R7年12月末までにリスクケースって起きてる？", query=True))
+    quote = best_sentence(text, terms, get_tokenizer())
+    assert quote == "令和7年12月末時点まで、リスクケースの発生事例はなし" and quote in text
+    assert best_sentence(text, set(get_tokenizer().tokens("天気")), get_tokenizer()) is None

@@ -18,6 +18,7 @@ __all__ = ["Coverage", "assess_coverage", "MIN_DENSE", "MIN_LEXICAL", "STRONG_DE
 MIN_DENSE = 0.84
 MIN_LEXICAL = 0.34
 STRONG_DENSE = 0.88
+STRONG_LEXICAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class Coverage:
     best_dense: float
     best_lexical: float
     reason: str
+
+    @property
+    def strong(self) -> bool:
+        """The best hit alone answers closely enough to quote it when the model declines."""
+        return self.covered and self.best_lexical >= STRONG_LEXICAL
 
 
 def assess_coverage(

@@ -30,7 +30,7 @@ from index.search import SearchHit, Searcher
 from index.tokenizer import JapaneseTokenizer
 from service.answer.coverage import assess_coverage
 from service.answer.gate import verify_answer
-from service.answer.prompt import ABSTAIN_TEXT, ContextUnit, build_messages, select_excerpt
+from service.answer.prompt import ABSTAIN_TEXT, ContextUnit, best_sentence, build_messages, select_excerpt
 from service.check import CheckEngine
 from service.models import AskResponse, CheckResponse, Citation, Filters, RemovedSentence
 from service.search import hit_public, to_query_filter
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 ABSTAIN_MESSAGE = f"{ABSTAIN_TEXT}。関連する可能性のある箇所を示します。"
 CLAUSES_MESSAGE = "該当する可能性のある箇所を示します（回答文は生成していません）。"
 FALLBACK_NOTICE = "回答生成を利用できなかったため、該当箇所のみを表示しています。"
+QUOTE_LEAD = "ガイドラインの該当箇所: "
+QUOTE_NOTICE = "AIによる回答文を検証できなかったため、最も関連する条文の一文をそのまま引用しています。"
 
 
 @dataclass
@@ -234,9 +236,22 @@ class Answerer:
         removed = [RemovedSentence(sentence=s, reason=r) for s, r in gate.removed]  # type: ignore[arg-type]
         used = gate.used_sources()
         if not gate.sentences:
-            cites = [_citation(h.rank, h.unit) for h in result.hits]
+            top = result.hits[0].unit
+            quote = best_sentence(top["text"], set(self.tokenizer.tokens(question, query=True)), self.tokenizer) if coverage.strong else None
+            if quote and not gate.abstained:
+                # The model tried but nothing it wrote passed the gate, while retrieval judged the
+                # question covered: quote the clause's best sentence verbatim instead of declining.
+                cites = [_citation(1, top)]
+                text = f"{QUOTE_LEAD}「{quote}」[1]"
+                yield AskEvent("citations", {"citations": cites, "removed": removed})
+                yield AskEvent("done", finish(answer=text, citations=cites, abstained=False, mode="answer", model=self.model_name, removed=removed, notice=QUOTE_NOTICE, ai_generated=False))
+                return
+            # The model found no answer (or nothing verifiable): say so, and show the nearest
+            # sentence so that a wrong refusal still puts the right clause in front of the user.
+            text = f"{ABSTAIN_TEXT}。最も関連する可能性のある箇所: 「{quote}」[1]" if quote else ABSTAIN_MESSAGE
+            cites = [_citation(1, top)] if quote else [_citation(h.rank, h.unit) for h in result.hits]
             yield AskEvent("citations", {"citations": cites, "removed": removed})
-            yield AskEvent("done", finish(answer=ABSTAIN_MESSAGE, citations=cites, abstained=True, mode="answer", model=self.model_name, removed=removed))
+            yield AskEvent("done", finish(answer=text, citations=cites, abstained=True, mode="answer", model=self.model_name, removed=removed))
             return
         renumber = {old: new for new, old in enumerate(used, start=1)}
         by_n = {c.n: c.unit for c in context}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from index.tokenizer import JapaneseTokenizer
 from index.text import bare_section
 
-__all__ = ["SYSTEM_PROMPT", "ABSTAIN_TEXT", "ContextUnit", "select_excerpt", "build_messages"]
+__all__ = ["SYSTEM_PROMPT", "ABSTAIN_TEXT", "ContextUnit", "select_excerpt", "best_sentence", "build_messages"]
 
 ABSTAIN_TEXT = "ガイドラインに記載が見つかりませんでした"
 
@@ -58,6 +58,17 @@ def select_excerpt(text: str, query_terms: set[str], tokenizer: JapaneseTokenize
         if total >= max_chars:
             break
     return " ".join(s for _, s in sorted(chosen))
+
+
+def best_sentence(text: str, query_terms: set[str], tokenizer: JapaneseTokenizer, *, max_chars: int = 160) -> str | None:
+    """The verbatim sentence (or line) of ``text`` sharing most words with the question; None if none shares any."""
+    pieces = [re.sub(r"^[-・•>▶➤\s]+", "", p).strip() for line in text.splitlines() for p in re.findall(r"[^。]+。?", line)]
+    pieces = [p for p in pieces if p]
+    scored = [(len(query_terms & set(tokenizer.tokens(p))), -i, p) for i, p in enumerate(pieces) if len(p) <= max_chars]
+    if not scored:
+        return None
+    overlap, _, piece = max(scored)
+    return piece if overlap > 0 else None
 
 
 def _label(unit: dict) -> str:
