@@ -32,6 +32,8 @@ import sys
 import threading
 import time
 
+from index.versions import pid_alive
+
 __all__ = ["main"]
 
 
@@ -39,13 +41,7 @@ def _parent_alive(pid: int) -> bool:
     if os.getppid() != pid:
         # Re-parented to init or a subreaper: the original parent is gone.
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _watch_parent(pid: int, interval_s: float) -> None:

@@ -281,21 +281,9 @@ def ask(
         if questions:
             if not out_path:
                 raise typer.BadParameter("--out is required with --questions")
-            n = 0
-            with questions.open(encoding="utf-8") as fin, out_path.open("w", encoding="utf-8") as fout:
-                for lineno, line in enumerate(fin, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        item = json.loads(line)
-                        qid = item.get("id", lineno)
-                        row = {"id": qid, **one(item["question"]).model_dump(mode="json", by_alias=True)}
-                    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-                        row = {"id": lineno, "error": {"code": "invalid_request", "message": f"{lineno} 行目に question がありません。"}}
-                    except GuideQAError as exc:
-                        row = {"id": item.get("id", lineno), "error": {"code": exc.code, "message": exc.message}}
-                    fout.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    n += 1
+            from service.batch import run_batch
+
+            n = run_batch(questions, out_path, lambda q: one(q).model_dump(mode="json", by_alias=True))
             console.print(f"{n} 件を {out_path} に書き出しました。")
             return
         if question is None:

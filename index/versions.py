@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["IndexMeta", "new_version_name", "write_meta", "read_meta", "set_current", "complete_versions", "resolve_current", "prune_versions"]
+__all__ = ["pid_alive", "IndexMeta", "new_version_name", "write_meta", "read_meta", "set_current", "complete_versions", "resolve_current", "prune_versions"]
 
 
 @dataclass
@@ -92,7 +92,8 @@ def resolve_current(root: Path) -> list[str]:
     return order + [v for v in complete if v != named]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this ID exists (signal 0 probes without sending anything)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -121,7 +122,7 @@ def prune_versions(root: Path, keep: int = 2) -> list[str]:
             pid = int(json.loads(holder.read_text()).get("pid", 0))
         except (OSError, ValueError):
             pid = 0
-        if pid and pid != os.getpid() and _pid_alive(pid):
+        if pid and pid != os.getpid() and pid_alive(pid):
             continue
         incomplete_young = not (path / "meta.json").exists() and time.time() - path.stat().st_mtime < 3600
         if incomplete_young and pid == os.getpid():

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from guideqa.errors import GuideQAError, QueryRejected
 from index.search import SearchHit, Searcher
 from index.store import QueryFilter
+from service.batch import run_batch
 from service.models import Filters, SearchHitPublic, SearchResponse
 
 __all__ = ["to_query_filter", "hit_public", "search_units", "batch_search"]
@@ -55,33 +54,15 @@ def search_units(
 
 
 def batch_search(searcher: Searcher, questions: Path, out: Path, *, top_k: int = 5) -> int:
-    """Read ``{"id", "question"}`` lines, write ``{"id", "results": [...]}`` lines, best first.
+    """Read ``{"id", "question"}`` lines, write ``{"id", "results": [...]}`` lines, best first."""
 
-    A bad line gets ``{"id", "error": {...}}`` instead of stopping the batch.
-    """
-    n = 0
-    with questions.open(encoding="utf-8") as fin, out.open("w", encoding="utf-8") as fout:
-        for lineno, line in enumerate(fin, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                qid = item.get("id", lineno) if isinstance(item, dict) else lineno
-                question = item.get("question") if isinstance(item, dict) else None
-                if not isinstance(question, str):
-                    raise QueryRejected("question がありません。", code="query_invalid")
-                res = search_units(searcher, question, top_k=top_k)
-                row = {
-                    "id": qid,
-                    "results": [
-                        {"id": r.id, "text": r.text, "score": r.score, "doc_title": r.doc_title, "section_path": r.section_path, "kind": r.kind}
-                        for r in res.results
-                    ],
-                }
-            except json.JSONDecodeError:
-                row = {"id": lineno, "error": {"code": "invalid_json", "message": f"{lineno} 行目が JSON ではありません。"}}
-            except GuideQAError as exc:
-                row = {"id": qid, "error": {"code": exc.code, "message": exc.message}}
-            fout.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    return n
+    def results(question: str) -> dict:
+        res = search_units(searcher, question, top_k=top_k)
+        return {
+            "results": [
+                {"id": r.id, "text": r.text, "score": r.score, "doc_title": r.doc_title, "section_path": r.section_path, "kind": r.kind}
+                for r in res.results
+            ]
+        }
+
+    return run_batch(questions, out, results)
