@@ -31,6 +31,10 @@ __all__ = ["CheckEngine", "find_span", "VERDICT_ORDER"]
 
 VERDICT_ORDER = {"不可": 3, "判断できない": 2, "条件付きで可": 1, "可": 0}
 _CLASS_NAMED = re.compile(r"(?:自治体)?(?:機密性)?\s*(3\s*[ABCabc])(?:情報|相当|の情報|クラス)?|機密性\s*([12])(?![0-9])")
+# 「…していい？」「…しても大丈夫？」「扱いたい」: asking for permission, whatever the verb.
+_PERMISSION = re.compile(r"(?:て|で)も?(?:いい|よい|良い|大丈夫|OK|構わない|問題ない)|たい[。？?]?$|たい。|可否|ダメ|だめ|駄目")
+# Information named only generically (このExcel, 業務のデータ): still a check, answered 判断できない.
+_SOME_DATA = re.compile(r"データ|情報|資料|ファイル|EXCEL|エクセル|文書|メモ|名簿")
 _SERVICE_CASES = (("ismap", "ISMAP登録サービス"), ("cloud", "インターネット接続系・パブリッククラウド（対策実施）"), ("yakkan", "約款型・規約同意のみのサービス"))
 # Personal data named without saying whose: could be 3B (住民) or 3C (職員).
 _AMBIGUOUS = {"個人情報": ("3B", "3C"), "氏名": ("3B", "3C"), "住所": ("3B", "3C")}
@@ -85,10 +89,10 @@ class CheckEngine:
     def is_check_question(self, question: str) -> bool:
         """A question of the 「この情報を、このサービスに入れていい？」 kind."""
         q = _fold(question)
-        intent = any(_fold(p) in q for p in self.rules.intent_patterns)
+        intent = any(_fold(p) in q for p in self.rules.intent_patterns) or bool(_PERMISSION.search(q))
         if not intent:
             return False
-        info = bool(self._items(question)[0]) or bool(_CLASS_NAMED.search(nfkc(question)))
+        info = bool(self._items(question)[0]) or bool(_CLASS_NAMED.search(nfkc(question))) or bool(_SOME_DATA.search(q))
         service = any(_fold(w) in q for w in self.rules.service_words) or bool(self.attributes(question))
         return info and service
 
