@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from collections.abc import Iterable
 import logging
 import re
 import threading
@@ -31,6 +32,9 @@ from index.text import bare_section, lexical_text
 from index.tokenizer import COMPOUND_PREFIX, JapaneseTokenizer
 from index.versions import read_meta, resolve_current
 from ingest.models import Unit
+
+_DEFINITION_INTENT = re.compile(r"定義|意味|とは|って何|ってなに|って(?:どういう|どんな)こと|指す")
+_ASKED_ABOUT = r"[」』\"]?(?:って|とは|の定義|の意味|は何|はなに)"  # the term is what is asked about
 
 __all__ = ["SearchHit", "SearchResult", "Searcher", "validate_query", "highlight_terms"]
 
@@ -93,7 +97,8 @@ class _Open:
     store: VectorStore
     version: str
     sections: list[str]
-    section_sets: list[frozenset[str]]
+    unit_paths: dict[str, list[frozenset[str]]]  # unit id -> the bare section names of each of its paths
+    glossary: dict[str, str]  # defined term (NFKC) -> the id of its definition unit
     vocabulary: frozenset[str]
     unit_terms: dict[str, frozenset[str]]
     opened_at: float
@@ -174,19 +179,22 @@ class Searcher:
     def _make_open(self, store: VectorStore, version: str) -> _Open:
         """Read what queries need from the whole index once: section names and the words it contains."""
         sections: set[str] = set()
-        section_sets: set[frozenset[str]] = set()
+        unit_paths: dict[str, list[frozenset[str]]] = {}
         vocabulary: set[str] = set()
         unit_terms: dict[str, frozenset[str]] = {}
+        glossary: dict[str, str] = {}
         for payload in store.scroll(None):
             sections.update(payload.get("sections") or [])
-            section_sets.add(frozenset(payload.get("sections") or []))
             unit = _unit_of(payload)
+            if unit.kind == "definition" and unit.title:
+                glossary[unicodedata.normalize("NFKC", unit.title)] = unit.id
+            unit_paths[unit.id] = [frozenset(b for b in map(bare_section, path[1:]) if b) for path in unit.all_paths()]
             terms = frozenset(self.tokenizer.tokens(lexical_text(unit)))
             unit_terms[unit.id] = terms
             vocabulary.update(terms)
             vocabulary.update(self.tokenizer.entity_terms(unit.text + "\n" + " ".join(unit.section_path)))
         names = sorted(n for n in sections if len(n) >= 2 and bare_section(n) == n)
-        return _Open(store, version, names, list(section_sets), frozenset(vocabulary), unit_terms, time.monotonic())
+        return _Open(store, version, names, unit_paths, glossary, frozenset(vocabulary), unit_terms, time.monotonic())
 
     def _handle(self) -> _Open:
         with self._lock:
@@ -226,10 +234,10 @@ class Searcher:
 
     # ------------------------------------------------------------------ searching
     def pinned_sections(self, query: str, handle: _Open) -> list[str]:
-        """Section names the query mentions that some unit actually sits under together.
+        """Section names the query mentions that one path of some unit runs through together.
 
         Longest match wins (都民サービス関連業務 over 都民サービス); of the names found, the
-        largest combination that one unit's paths contain is kept, so a stray generic
+        largest combination that one path contains is kept, so a stray generic
         name (フェーズ) cannot empty the filter.
         """
         q = re.sub(r"\s+", "", unicodedata.normalize("NFKC", query))
@@ -240,9 +248,34 @@ class Searcher:
                 if size == 1 and len(combo[0]) < 3:
                     continue
                 wanted = set(combo)
-                if any(wanted <= unit_sections for unit_sections in handle.section_sets):
+                if self.section_units(combo, handle):
                     return list(combo)
         return []
+
+    @staticmethod
+    def defined_terms(query: str, handle: _Open) -> list[str]:
+        """IDs of the definitions of the terms a question asks the meaning of (生成AIって何？).
+
+        Only when the question asks what something means: a question that merely
+        uses ハルシネーション should not get the glossary entry pushed up. Longest
+        match wins, so 生成AI does not also pin AI.
+        """
+        q = re.sub(r"\s+", "", unicodedata.normalize("NFKC", query))
+        if not _DEFINITION_INTENT.search(q):
+            return []
+        found = [t for t in handle.glossary if len(t) >= 2 and re.search(re.escape(t) + _ASKED_ABOUT, q)]
+        return sorted(handle.glossary[t] for t in found if not any(t != o and t in o for o in found))
+
+    @staticmethod
+    def section_units(names: Iterable[str], handle: _Open) -> list[str]:
+        """IDs of the units with one path under every section in ``names``.
+
+        Per path, not over the union of a merged unit's paths: the Tokyo items repeated
+        in 12 sections would otherwise all match 職員内部業務 + 廃止 because one copy sits
+        under 職員内部業務 and another under some 廃止.
+        """
+        wanted = set(names)
+        return sorted(uid for uid, paths in handle.unit_paths.items() if any(wanted <= p for p in paths))
 
     def search(
         self,
@@ -281,7 +314,7 @@ class Searcher:
                 prefetch_limit=self.settings.prefetch_limit,
                 rrf_k=self.settings.rrf_k,
                 filter=flt or QueryFilter(access=["public"]),
-                sections=sections,
+                section_units=sorted(set(self.section_units(sections, handle) if sections else []) | set(self.defined_terms(q, handle))),
                 strategy=strategy,
                 weights=weights or (self.settings.rrf_weight_dense, self.settings.rrf_weight_bm25, self.settings.rrf_weight_section, self.settings.rrf_weight_bigram),
             )

@@ -5,8 +5,8 @@
 * :class:`ClientStore` — ``qdrant-client`` against a server or cluster by URL
   (or its local mode, the stand-in for a server in tests).
 
-Both run the same query: a dense prefetch and a BM25 sparse prefetch (plus an
-optional prefetch restricted to named sections), fused with RRF, with every
+Both run the same query (:meth:`StoreQuery.prefetches`): dense, BM25 and
+character-bigram prefetches (again inside the sections a question names), fused with RRF, with every
 filter inside the query so a unit the caller may not see is never scored.
 Library errors are translated into :mod:`guideqa.errors` here, at the boundary.
 """
@@ -27,6 +27,7 @@ __all__ = [
     "IndexPoint",
     "QueryFilter",
     "StoreQuery",
+    "Prefetch",
     "StoreHit",
     "VectorStore",
     "EdgeStore",
@@ -85,34 +86,43 @@ class StoreQuery:
     prefetch_limit: int = 50
     rrf_k: int = 60
     filter: QueryFilter = field(default_factory=QueryFilter)
-    sections: list[str] = field(default_factory=list)
+    section_units: list[str] = field(default_factory=list)  # IDs under the sections the question names
     strategy: str = "hybrid"  # hybrid | dense | bm25 (the last two for ablations)
     weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # RRF weight of dense, bm25, section, bigram prefetches
 
-    @property
-    def use_bigram(self) -> bool:
-        return self.strategy in ("hybrid", "bigram") and bool(self.bigram)
+    def prefetches(self) -> list[Prefetch]:
+        """The ranked lists both stores send, in fusion order.
+
+        A question that names a section gets the same three signals again inside
+        that section: Qdrant's weighted RRF compresses ranks rather than scaling
+        scores, so one extra list adds at most 1/(k-1) and the section's items lost
+        to any unit that all three global lists agree on.
+        """
+        signals = []
+        if self.strategy in ("hybrid", "dense"):
+            signals.append((DENSE, self.dense, self.weights[0]))
+        if self.strategy in ("hybrid", "bm25") and self.sparse:
+            signals.append((SPARSE, self.sparse, self.weights[1]))
+        if self.strategy in ("hybrid", "bigram") and self.bigram:
+            signals.append((BIGRAM, self.bigram, self.weights[3]))
+        out = [Prefetch(using, vector, [], weight) for using, vector, weight in signals]
+        if self.section_units and self.strategy == "hybrid":
+            out += [Prefetch(using, vector, [("id", self.section_units)], self.weights[2]) for using, vector, _ in signals]
+        return out
 
     def fusion_weights(self) -> list[float]:
         """The weights of the prefetches actually sent, in order."""
-        w = []
-        if self.use_dense:
-            w.append(self.weights[0])
-        if self.use_sparse:
-            w.append(self.weights[1])
-        if self.sections and self.strategy == "hybrid":
-            w.append(self.weights[2])
-        if self.use_bigram:
-            w.append(self.weights[3])
-        return w
+        return [p.weight for p in self.prefetches()]
 
-    @property
-    def use_dense(self) -> bool:
-        return self.strategy in ("hybrid", "dense")
 
-    @property
-    def use_sparse(self) -> bool:
-        return self.strategy in ("hybrid", "bm25") and bool(self.sparse)
+@dataclass
+class Prefetch:
+    """One ranked list of the fused query: a vector, extra filter conditions, its RRF weight."""
+
+    using: str
+    vector: Any  # list[float] for DENSE, SparseVec otherwise
+    conditions: list[tuple[str, list[str]]]
+    weight: float
 
 
 @dataclass
@@ -219,30 +229,14 @@ class EdgeStore:
         import qdrant_edge as qe
 
         flt = self._filter(q.filter)
-        prefetches = []
-        if q.use_dense:
-            prefetches.append(qe.Prefetch(limit=q.prefetch_limit, query=qe.Query.Nearest(q.dense, using=DENSE), filter=flt))
-        if q.use_sparse:
-            prefetches.append(
-                qe.Prefetch(
-                    limit=q.prefetch_limit,
-                    query=qe.Query.Nearest(qe.SparseVector(q.sparse.indices, q.sparse.values), using=SPARSE),
-                    filter=flt,
-                )
+        prefetches = [
+            qe.Prefetch(
+                limit=q.prefetch_limit,
+                query=qe.Query.Nearest(p.vector if p.using == DENSE else qe.SparseVector(p.vector.indices, p.vector.values), using=p.using),
+                filter=self._filter(q.filter, p.conditions),
             )
-        if q.sections and q.strategy == "hybrid":
-            section_flt = self._filter(q.filter, [("sections", [s]) for s in q.sections])
-            prefetches.append(
-                qe.Prefetch(limit=q.prefetch_limit, query=qe.Query.Nearest(q.dense, using=DENSE), filter=section_flt)
-            )
-        if q.use_bigram:
-            prefetches.append(
-                qe.Prefetch(
-                    limit=q.prefetch_limit,
-                    query=qe.Query.Nearest(qe.SparseVector(q.bigram.indices, q.bigram.values), using=BIGRAM),
-                    filter=flt,
-                )
-            )
+            for p in q.prefetches()
+        ]
         req = qe.QueryRequest(
             limit=q.limit,
             query=qe.Fusion.Rrf(k=q.rrf_k, weights=q.fusion_weights()),
@@ -430,34 +424,15 @@ class ClientStore:
         from qdrant_client import models
 
         flt = self._filter(q.filter)
-        prefetch = []
-        if q.use_dense:
-            prefetch.append(models.Prefetch(query=q.dense, using=DENSE, limit=q.prefetch_limit, filter=flt))
-        if q.use_sparse:
-            prefetch.append(
-                models.Prefetch(
-                    query=models.SparseVector(indices=q.sparse.indices, values=q.sparse.values),
-                    using=SPARSE,
-                    limit=q.prefetch_limit,
-                    filter=flt,
-                )
+        prefetch = [
+            models.Prefetch(
+                query=p.vector if p.using == DENSE else models.SparseVector(indices=p.vector.indices, values=p.vector.values),
+                using=p.using,
+                limit=q.prefetch_limit,
+                filter=self._filter(q.filter, p.conditions),
             )
-        if q.sections and q.strategy == "hybrid":
-            prefetch.append(
-                models.Prefetch(
-                    query=q.dense, using=DENSE, limit=q.prefetch_limit,
-                    filter=self._filter(q.filter, [("sections", [s]) for s in q.sections]),
-                )
-            )
-        if q.use_bigram:
-            prefetch.append(
-                models.Prefetch(
-                    query=models.SparseVector(indices=q.bigram.indices, values=q.bigram.values),
-                    using=BIGRAM,
-                    limit=q.prefetch_limit,
-                    filter=flt,
-                )
-            )
+            for p in q.prefetches()
+        ]
         try:
             res = self._client.query_points(
                 self.collection,

@@ -1,7 +1,7 @@
 """Line-level cleaning of text extracted from slide PDFs.
 
 Drops page furniture (navigation digit runs, page numbers, illustration notes,
-English image descriptions, slide footers) and strips inline markup, while
+English image descriptions, slide footers, stray colour-icon words) and strips inline markup, while
 keeping each surviving line's original line number so provenance and quotes
 point back at the source. Nothing here rewrites wording: NFKC is applied to a
 separate ``norm`` form only.
@@ -26,6 +26,11 @@ _CHART_LABEL = re.compile(r"^[^\s()]{1,8}\([^\s()]{1,4}\)$")  # axis titles such
 _ILLUSTRATION = re.compile(r"^※\s*イラストは生成AIで作成")
 _INLINE_MARKUP = re.compile(r"</?u>|\*\*|</?b>|</?i>|<mark>|</mark>")
 _BULLET_NAV_PREFIX = re.compile(r"^(\s*-\s+)0[1-5]\s+(?=\S)")
+# The Tokyo slides colour each use-case box; extraction leaves the colour word as a
+# stray line or bullet prefix, sometimes next to the wrong box (the classification
+# itself is in the AI利活用の分類 table). "- 青森県" has no space after 青 and is kept.
+_COLOUR_ICON = re.compile(r"^(?:-\s*)?[青黄赤](?:\s*\|)?$")
+_BULLET_ICON_PREFIX = re.compile(r"^(\s*-\s+)(?:[青黄赤](?:\s+\|?|\s*\|)\s*|\|\s*)(?=\S)")
 _FURNITURE = [
     re.compile(r"^次ページへ続く$"),
     re.compile(r"^Digital Agency$", re.I),
@@ -49,6 +54,7 @@ def clean_inline(line: str) -> str:
     """Remove inline emphasis markup (``<u>``, ``**``) and trailing spaces; keep the words."""
     line = _INLINE_MARKUP.sub("", line)
     line = _BULLET_NAV_PREFIX.sub(r"\1", line)
+    line = _BULLET_ICON_PREFIX.sub(r"\1", line)
     return line.rstrip().replace("\u3000", " ") if line.strip() else ""
 
 
@@ -70,6 +76,8 @@ def _noise_reason(text: str) -> str | None:
         return "illustration_note"
     if _CHART_LABEL.match(s):
         return "chart_label"
+    if _COLOUR_ICON.match(s):
+        return "colour_icon"
     if _is_image_description(s):
         return "image_description"
     if any(p.search(s) for p in _FURNITURE):

@@ -56,6 +56,25 @@ def test_section_pinned_question_finds_that_sections_items(searcher):
     assert any("3 判断支援" in p and "要件定義" in p for p in paths), paths
 
 
+def test_named_section_and_phase_outrank_look_alike_sections(searcher):
+    # The 廃止 items are repeated in all 12 use-case sections and merged into one unit each;
+    # the question names one of them, so they must come before generic chatbot clauses.
+    res = searcher.search("庁内QAチャットボット（職員内部業務の情報検索・定型業務補助）をやめるとき、廃止フェーズで何すればいい？", top_k=5)
+    assert {"職員内部業務", "情報検索・定型業務補助", "廃止"} <= set(res.sections)
+    texts = " ".join(h.unit["text"] for h in res.hits)
+    assert "業務への影響の確認と代替手段の整備" in texts and "AI・学習データ等の適切な処理" in texts
+
+
+def test_a_question_about_a_terms_meaning_finds_its_definition(searcher):
+    top = [h.unit for h in searcher.search("都のガイドラインで「生成AI」ってどう定義してる？", top_k=3).hits]
+    assert any(u["kind"] == "definition" and u["title"] == "生成AI" for u in top), [u["text"][:30] for u in top]
+
+
+def test_a_term_merely_used_does_not_pull_in_the_glossary(searcher):
+    top = [h.unit for h in searcher.search("共通サービスでハルシネーション起きたら責任はデジ庁？うち？", top_k=3).hits]
+    assert not any(u["kind"] == "definition" for u in top), [u["text"][:30] for u in top]
+
+
 def test_symbols_only_query_returns_nothing(searcher):
     assert searcher.search("🙂🙂 !!! ★", top_k=5).hits == []
 

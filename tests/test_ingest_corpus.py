@@ -39,6 +39,17 @@ def test_no_image_description_or_navigation_digit_run_survives(units):
             assert not re.fullmatch(r"\s*(?:-\s*)?0\d(?:\s+0\d)*\s*", nfkc(line)), (u.id, line)
 
 
+def test_slide_colour_icons_are_neither_headings_nor_bullets(units):
+    # 青/黄/赤 beside the Tokyo use-case boxes are icon colours (sometimes on the wrong box);
+    # the classification lives in the AI利活用の分類 table, which keeps its colours.
+    for u in units:
+        assert not any(bare in ("青", "黄", "赤") for bare in (s.strip() for s in u.section_path)), u.section_path
+        for line in u.text.splitlines():
+            assert not re.match(r"\s*-\s+[青黄赤](?:\s|\|)", nfkc(line)), (u.id, line)
+    table = [u for u in units if u.kind == "table_row" and "判断支援 黄" in u.text]
+    assert table, "the classification table row for 判断支援 keeps its colour"
+
+
 def test_unit_text_is_verbatim_source_lines(units):
     """Every line of a unit's text is a line of its source file (inline markup removed)."""
     sources = {}

@@ -69,7 +69,7 @@ from pydantic import SecretStr
 from guideqa.settings import Settings
 from index.build import build_index
 from index.search import Searcher
-from index.store import BIGRAM, DENSE, SPARSE, ClientStore, EdgeStore, QueryFilter, StoreQuery
+from index.store import DENSE, ClientStore, EdgeStore, QueryFilter, StoreQuery
 from index.versions import resolve_current
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
@@ -210,22 +210,6 @@ def make_query(
     return dataclasses.replace(sent, filter=flt, limit=limit, strategy=strategy, weights=weights or sent.weights)
 
 
-def _components(q: StoreQuery) -> list[tuple[str, Any, list[tuple[str, list[str]]]]]:
-    """The prefetches of ``q`` as ``(vector name, query vector, extra filter conditions)``,
-    in the order both stores send them (the order of ``q.fusion_weights()``)."""
-    out: list[tuple[str, Any, list[tuple[str, list[str]]]]] = []
-    if q.use_dense:
-        out.append((DENSE, q.dense, []))
-    if q.use_sparse:
-        out.append((SPARSE, q.sparse, []))
-    if q.sections and q.strategy == "hybrid":
-        out.append((DENSE, q.dense, [("sections", [s]) for s in q.sections]))
-    if q.use_bigram:
-        out.append((BIGRAM, q.bigram, []))
-    assert len(out) == len(q.fusion_weights()), "the stores send a prefetch this test does not know: add it here"
-    return out
-
-
 def edge_prefetches(store: EdgeStore, q: StoreQuery) -> list[Ranked]:
     """Each prefetch of ``q`` run on its own, ``BEYOND`` past its limit. The store interface
     only runs the fused query, and telling a tie-break from a real difference needs the
@@ -233,12 +217,12 @@ def edge_prefetches(store: EdgeStore, q: StoreQuery) -> list[Ranked]:
     import qdrant_edge as qe
 
     out = []
-    for using, vec, extra in _components(q):
-        vector = vec if using == DENSE else qe.SparseVector(vec.indices, vec.values)
+    for p in q.prefetches():
+        vector = p.vector if p.using == DENSE else qe.SparseVector(p.vector.indices, p.vector.values)
         req = qe.QueryRequest(
             limit=q.prefetch_limit + BEYOND,
-            query=qe.Query.Nearest(vector, using=using),
-            filter=store._filter(q.filter, extra),
+            query=qe.Query.Nearest(vector, using=p.using),
+            filter=store._filter(q.filter, p.conditions),
             with_payload=True,
         )
         out.append([(h.payload["id"], float(h.score)) for h in store._shard.query(req)])
@@ -250,13 +234,13 @@ def client_prefetches(store: ClientStore, q: StoreQuery) -> list[Ranked]:
     from qdrant_client import models
 
     out = []
-    for using, vec, extra in _components(q):
-        vector = vec if using == DENSE else models.SparseVector(indices=vec.indices, values=vec.values)
+    for p in q.prefetches():
+        vector = p.vector if p.using == DENSE else models.SparseVector(indices=p.vector.indices, values=p.vector.values)
         res = store._client.query_points(
             store.collection,
             query=vector,
-            using=using,
-            query_filter=store._filter(q.filter, extra),
+            using=p.using,
+            query_filter=store._filter(q.filter, p.conditions),
             limit=q.prefetch_limit + BEYOND,
             with_payload=True,
         )
@@ -561,7 +545,7 @@ def test_thirty_questions_rank_the_same_top_10(edge, client, edge_searcher):
     pinned = 0
     for question in QUESTIONS:
         q = make_query(edge_searcher, question, flt=QueryFilter(access=["public"]))
-        pinned += bool(q.sections)
+        pinned += bool(q.section_units)
         top = assert_congruent(edge, client, q, question)
         assert len(top) == TOP
     assert pinned >= 1  # the pinned-sections prefetch was compared too
