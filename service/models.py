@@ -138,7 +138,7 @@ class Citation(BaseModel):
 
 class RemovedSentence(BaseModel):
     sentence: str
-    reason: Literal["unknown_citation", "no_citation", "not_supported", "leak", "prompt_leak"]
+    reason: Literal["unknown_citation", "no_citation", "not_supported", "invented_number", "leak", "prompt_leak"]
 
 
 class CheckCase(BaseModel):

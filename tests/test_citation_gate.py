@@ -39,6 +39,11 @@ def test_numbers_must_appear_in_the_cited_clause():
     assert ok.sentences and not bad.sentences
 
 
+def test_a_figure_no_clause_has_is_reported_as_invented():
+    r = gate("次回の報告は令和9年3月31日に公表されます。[1]")
+    assert not r.sentences and r.removed[0][1] == "invented_number"
+
+
 def test_uncited_but_supported_sentence_gets_its_citation():
     r = gate("入力したデータがAIの再学習に利用されないよう設定することをオプトアウトといいます。")
     assert r.sentences[0].cites == [1]

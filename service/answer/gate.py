@@ -5,7 +5,8 @@ For each sentence of the model's answer:
 * every ``[n]`` must name a clause that was actually given (else ``unknown_citation``);
 * the sentence must share substantive words with its clause: at least
   :data:`SUPPORT_THRESHOLD` of its content tokens (fugashi, NFKC) must occur in
-  the clause, and every number it states must occur there too (else ``not_supported``);
+  the clause, and every number it states must occur there too (else ``not_supported``,
+  or ``invented_number`` when no given clause has that number);
 * a sentence without ``[n]`` is kept only if one given clause supports it, and
   then that clause is cited (else ``no_citation``);
 * a sentence that repeats the system prompt is dropped (``prompt_leak``).
@@ -127,13 +128,21 @@ def verify_answer(answer: str, sources: dict[int, str], tokenizer: JapaneseToken
                 if best[0] >= threshold and _numbers_ok(body, sources[best[1]]):
                     good = [best]
             if not good:
-                result.removed.append((body, "not_supported"))
+                result.removed.append((body, _unsupported_reason(body, sources)))
                 continue
             result.sentences.append(KeptSentence(body, [c for _, c in good], max(s for s, _ in good)))
             continue
         best = max(((support(tokenizer, body, t), n) for n, t in sources.items()), default=(0.0, 0))
         if best[0] >= threshold and _numbers_ok(body, sources[best[1]]):
             result.sentences.append(KeptSentence(body, [best[1]], best[0]))
+        elif not any(_numbers_ok(body, t) for t in sources.values()):
+            result.removed.append((body, "invented_number"))
         else:
             result.removed.append((body, "no_citation"))
     return result
+
+
+def _unsupported_reason(sentence: str, sources: dict[int, str]) -> str:
+    """``invented_number`` when the sentence states a figure no given clause has: the model
+    filled a gap (a date, a count), which tells the caller the clauses do not answer."""
+    return "not_supported" if any(_numbers_ok(sentence, t) for t in sources.values()) else "invented_number"

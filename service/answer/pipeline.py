@@ -238,9 +238,11 @@ class Answerer:
         if not gate.sentences:
             top = result.hits[0].unit
             quote = best_sentence(top["text"], set(self.tokenizer.tokens(question, query=True)), self.tokenizer) if coverage.strong else None
-            if quote and not gate.abstained:
+            invented = any(reason == "invented_number" for _, reason in gate.removed)
+            if quote and not gate.abstained and not invented:
                 # The model tried but nothing it wrote passed the gate, while retrieval judged the
                 # question covered: quote the clause's best sentence verbatim instead of declining.
+                # Not when it made up a figure: that is the model filling a gap the clauses leave.
                 cites = [_citation(1, top)]
                 text = f"{QUOTE_LEAD}「{quote}」[1]"
                 yield AskEvent("citations", {"citations": cites, "removed": removed})
