@@ -247,7 +247,6 @@ class Searcher:
             for combo in itertools.combinations(hits, size):
                 if size == 1 and len(combo[0]) < 3:
                     continue
-                wanted = set(combo)
                 if self.section_units(combo, handle):
                     return list(combo)
         return []
