@@ -329,7 +329,7 @@ class Searcher:
             cos = sum(a * b for a, b in zip(dense, h.dense)) if h.dense else 0.0
             hits.append(
                 SearchHit(
-                    unit=h.payload,
+                    unit=_shown_under(h.payload, sections),
                     score=h.score,
                     dense_score=round(cos, 4),
                     lexical=round(overlap, 4),
@@ -373,6 +373,24 @@ class Searcher:
 
     def iter_units(self, flt: QueryFilter | None):
         return self._handle().store.scroll(flt)
+
+
+def _shown_under(payload: dict[str, Any], sections: list[str]) -> dict[str, Any]:
+    """The unit as seen from the sections the question named.
+
+    A merged unit carries the path of its first occurrence; when the question named
+    職員内部業務 > 廃止, the citation should show (and link to) that occurrence, not the
+    都民サービス one the same wording was first found under.
+    """
+    if not sections:
+        return payload
+    wanted = set(sections)
+    for prov in payload.get("provenance") or []:
+        if wanted <= {bare_section(seg) for seg in prov["section_path"][1:]}:
+            if prov["section_path"] == payload["section_path"]:
+                return payload
+            return {**payload, **{k: prov[k] for k in ("section_path", "source_file", "line_start", "line_end") if k in prov}}
+    return payload
 
 
 def _unit_of(payload: dict[str, Any]) -> Unit:

@@ -63,6 +63,10 @@ def test_named_section_and_phase_outrank_look_alike_sections(searcher):
     assert {"職員内部業務", "情報検索・定型業務補助", "廃止"} <= set(res.sections)
     texts = " ".join(h.unit["text"] for h in res.hits)
     assert "業務への影響の確認と代替手段の整備" in texts and "AI・学習データ等の適切な処理" in texts
+    # ...and each is shown under the section asked about, not the first place its wording occurred.
+    item = next(h.unit for h in res.hits if "業務への影響の確認と代替手段の整備" in h.unit["text"])
+    assert "【職員内部業務】" in item["section_path"] and "1 情報検索・定型業務補助" in item["section_path"], item["section_path"]
+    assert any(p["line_start"] == item["line_start"] for p in item["provenance"])
 
 
 def test_a_question_about_a_terms_meaning_finds_its_definition(searcher):
