@@ -354,14 +354,9 @@ async def run_load(server: ServerProcess, *, endpoint: str, clients: int, second
             if unique:
                 question = f"{question}（問{i}-{n}）"
             path, body = request_for(endpoint, question)
-            t0 = time.perf_counter()
-            try:
-                r = await client.post(path, json=body)
-            except httpx.HTTPError as exc:
-                result.transport_errors[type(exc).__name__] += 1
+            r = await _timed_post(client, result, path, body)
+            if r is None:
                 continue
-            result.latencies_ms.append((time.perf_counter() - t0) * 1000)
-            result.statuses[r.status_code] += 1
             if r.status_code == 200 and path == "/v1/ask":
                 result.ok_answer_ids.append(r.json()["answer_id"])
 
@@ -384,6 +379,19 @@ async def run_load(server: ServerProcess, *, endpoint: str, clients: int, second
     return result
 
 
+async def _timed_post(client: httpx.AsyncClient, result: LoadResult, path: str, body: dict) -> httpx.Response | None:
+    """POST and record latency and status in ``result``; a transport error is counted and gives None."""
+    t0 = time.perf_counter()
+    try:
+        r = await client.post(path, json=body)
+    except httpx.HTTPError as exc:
+        result.transport_errors[type(exc).__name__] += 1
+        return None
+    result.latencies_ms.append((time.perf_counter() - t0) * 1000)
+    result.statuses[r.status_code] += 1
+    return r
+
+
 async def run_overload(server: ServerProcess, *, requests: int = 20) -> LoadResult:
     """``requests`` answer-mode asks fired at once; each one's status, Retry-After and answer kept."""
     result = LoadResult(endpoint="ask-answer (overload)", clients=requests, seconds=0.0)
@@ -397,14 +405,9 @@ async def run_overload(server: ServerProcess, *, requests: int = 20) -> LoadResu
     async def one(client: httpx.AsyncClient, question: str) -> None:
         nonlocal reached_llm
         path, body = request_for("ask-answer", question)
-        t0 = time.perf_counter()
-        try:
-            r = await client.post(path, json=body)
-        except httpx.HTTPError as exc:
-            result.transport_errors[type(exc).__name__] += 1
+        r = await _timed_post(client, result, path, body)
+        if r is None:
             return
-        result.latencies_ms.append((time.perf_counter() - t0) * 1000)
-        result.statuses[r.status_code] += 1
         if r.status_code == 503:
             retry_after.append(r.headers.get("retry-after"))
         elif r.status_code == 200:

@@ -76,7 +76,7 @@ def _previous(path: Path | None) -> tuple[dict | None, str | None]:
 
 
 def _all_units(state) -> list[Unit]:
-    return [Unit.model_validate({k: v for k, v in p.items() if k != "sections"}) for p in state.searcher.iter_units(None)]
+    return [Unit.model_validate(p) for p in state.searcher.iter_units(None)]
 
 
 def run_eval(settings: Settings, opts: EvalOptions, *, command: str, on_item: Callable[[str, int, int], None] | None = None) -> EvalOutcome:

@@ -23,7 +23,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from guideqa.settings import Settings
 from index.sparse import bm25_document_vector, char_bigrams
 from index.store import ClientStore, EdgeStore, IndexPoint
-from index.text import embed_text, lexical_text, sections_of
+from index.text import embed_text, lexical_text
 from index.tokenizer import JapaneseTokenizer
 from index.versions import IndexMeta, new_version_name, prune_versions, read_meta, resolve_current, set_current, write_meta
 from ingest.models import Unit
@@ -33,7 +33,7 @@ __all__ = ["EmbeddingCache", "BuildReport", "corpus_hash", "build_index", "curre
 BATCH = 16
 # Bump when what a point holds changes (vectors, payload fields, the text behind them):
 # an index of an older format is rebuilt even if the corpus did not change.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 
 
 class EmbeddingCache:
@@ -162,7 +162,7 @@ def build_index(
             dense=vec,
             sparse=bm25_document_vector(toks, avgdl),
             bigram=bm25_document_vector(grams, avg_grams),
-            payload={**u.model_dump(mode="json"), "sections": sections_of(u)},
+            payload=u.model_dump(mode="json"),
         )
         for u, vec, toks, grams in zip(units, dense, token_lists, gram_lists)
     ]

@@ -184,16 +184,16 @@ class Searcher:
         unit_terms: dict[str, frozenset[str]] = {}
         glossary: dict[str, str] = {}
         for payload in store.scroll(None):
-            sections.update(payload.get("sections") or [])
             unit = _unit_of(payload)
             if unit.kind == "definition" and unit.title:
                 glossary[unicodedata.normalize("NFKC", unit.title)] = unit.id
             unit_paths[unit.id] = [frozenset(b for b in map(bare_section, path[1:]) if b) for path in unit.all_paths()]
+            sections.update(*unit_paths[unit.id])
             terms = frozenset(self.tokenizer.tokens(lexical_text(unit)))
             unit_terms[unit.id] = terms
             vocabulary.update(terms)
             vocabulary.update(self.tokenizer.entity_terms(unit.text + "\n" + " ".join(unit.section_path)))
-        names = sorted(n for n in sections if len(n) >= 2 and bare_section(n) == n)
+        names = sorted(n for n in sections if len(n) >= 2)
         return _Open(store, version, names, unit_paths, glossary, frozenset(vocabulary), unit_terms, time.monotonic())
 
     def _handle(self) -> _Open:
@@ -233,8 +233,9 @@ class Searcher:
                 self._client = None
 
     # ------------------------------------------------------------------ searching
-    def pinned_sections(self, query: str, handle: _Open) -> list[str]:
-        """Section names the query mentions that one path of some unit runs through together.
+    def pinned_sections(self, query: str, handle: _Open) -> tuple[list[str], list[str]]:
+        """Section names the query mentions that one path of some unit runs through together,
+        and the IDs of the units on such a path (``([], [])`` when it names none).
 
         Longest match wins (都民サービス関連業務 over 都民サービス); of the names found, the
         largest combination that one path contains is kept, so a stray generic
@@ -247,9 +248,10 @@ class Searcher:
             for combo in itertools.combinations(hits, size):
                 if size == 1 and len(combo[0]) < 3:
                     continue
-                if self.section_units(combo, handle):
-                    return list(combo)
-        return []
+                ids = self.section_units(combo, handle)
+                if ids:
+                    return list(combo), ids
+        return [], []
 
     @staticmethod
     def defined_terms(query: str, handle: _Open) -> list[str]:
@@ -303,7 +305,7 @@ class Searcher:
         t1 = time.perf_counter()
         dense = self._query_vector(q)
         t2 = time.perf_counter()
-        sections = self.pinned_sections(q, handle)
+        sections, section_ids = self.pinned_sections(q, handle)
         raw = handle.store.query(
             StoreQuery(
                 dense=dense,
@@ -313,7 +315,7 @@ class Searcher:
                 prefetch_limit=self.settings.prefetch_limit,
                 rrf_k=self.settings.rrf_k,
                 filter=flt or QueryFilter(access=["public"]),
-                section_units=sorted(set(self.section_units(sections, handle) if sections else []) | set(self.defined_terms(q, handle))),
+                section_units=sorted(set(section_ids) | set(self.defined_terms(q, handle))),
                 strategy=strategy,
                 weights=weights or (self.settings.rrf_weight_dense, self.settings.rrf_weight_bm25, self.settings.rrf_weight_section, self.settings.rrf_weight_bigram),
             )
@@ -394,7 +396,7 @@ def _shown_under(payload: dict[str, Any], sections: list[str]) -> dict[str, Any]
 
 
 def _unit_of(payload: dict[str, Any]) -> Unit:
-    return Unit.model_validate({k: v for k, v in payload.items() if k != "sections"})
+    return Unit.model_validate(payload)
 
 
 def _ms(t0: float) -> float:

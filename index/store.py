@@ -39,7 +39,7 @@ __all__ = [
 DENSE = "dense"
 SPARSE = "bm25"
 BIGRAM = "bigram"
-KEYWORD_FIELDS = ("id", "doc_id", "issuer", "kind", "tags", "access", "sections")
+KEYWORD_FIELDS = ("id", "doc_id", "issuer", "kind", "tags", "access")
 
 
 def point_id(unit_id: str) -> int:

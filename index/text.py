@@ -11,7 +11,7 @@ import re
 from ingest.cleaning import nfkc
 from ingest.models import Unit
 
-__all__ = ["compact_path", "embed_text", "lexical_text", "sections_of", "bare_section", "MAX_EMBED_CHARS"]
+__all__ = ["compact_path", "embed_text", "lexical_text", "bare_section", "MAX_EMBED_CHARS"]
 
 # e5-small reads at most 512 tokens, and cost grows with length on 2 cores.
 MAX_EMBED_CHARS = 480
@@ -46,14 +46,3 @@ def lexical_text(unit: Unit) -> str:
     """Path and the unit's own text. A table's column names are left out: repeated in
     every row they would match every row equally and only blur BM25's IDF."""
     return f"{compact_path(unit)}\n{unit.norm_text}"
-
-
-def sections_of(unit: Unit) -> list[str]:
-    """Every bare section name on any of the unit's paths (payload field ``sections``)."""
-    out: list[str] = []
-    for path in unit.all_paths():
-        for seg in path[1:]:
-            b = bare_section(seg)
-            if b and b not in out:
-                out.append(b)
-    return out

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from guideqa.settings import PROJECT_ROOT, Settings
 from index.build import build_index
-from index.store import ClientStore
+from qdrant_server import drop_server_collections  # tests/ is on sys.path (rootdir-relative conftest)
 
 SERVER_URL = os.environ.get("GUIDEQA_QDRANT_URL")
 SERVER_KEY = os.environ.get("GUIDEQA_QDRANT_API_KEY")
@@ -66,25 +66,9 @@ def server_settings(tmp_path_factory):
         yield settings
     finally:
         try:
-            _drop(settings)
+            drop_server_collections(settings)
         except Exception as exc:  # noqa: BLE001 - a server that went away must not hide the tests' own errors
             warnings.warn(f"could not drop the test collections {settings.qdrant_collection}_*: {exc}", RuntimeWarning)
-
-
-def _drop(settings: Settings) -> None:
-    from qdrant_client import models
-
-    client = ClientStore.connect(url=settings.qdrant_url, api_key=SERVER_KEY)
-    try:
-        if any(a.alias_name == settings.qdrant_collection for a in client.get_aliases().aliases):
-            client.update_collection_aliases(
-                change_aliases_operations=[models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=settings.qdrant_collection))]
-            )
-        for c in client.get_collections().collections:
-            if c.name.startswith(f"{settings.qdrant_collection}_"):
-                client.delete_collection(c.name)
-    finally:
-        client.close()
 
 
 def _build(units, settings: Settings):

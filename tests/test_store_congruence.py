@@ -71,6 +71,8 @@ from index.build import build_index
 from index.search import Searcher
 from index.store import DENSE, ClientStore, EdgeStore, QueryFilter, StoreQuery
 from index.versions import resolve_current
+from index.text import bare_section
+from qdrant_server import drop_server_collections  # tests/ is on sys.path (rootdir-relative conftest)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
 
@@ -388,24 +390,6 @@ def open_client_store(s: Settings) -> ClientStore:
     return ClientStore(client, s.qdrant_collection, backend=s.backend_name)
 
 
-def drop_server_collections(s: Settings) -> None:
-    """Remove what a server test built: the alias and every collection behind its prefix."""
-    from qdrant_client import models
-
-    api_key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
-    client = ClientStore.connect(url=s.qdrant_url, api_key=api_key)
-    try:
-        if any(a.alias_name == s.qdrant_collection for a in client.get_aliases().aliases):
-            client.update_collection_aliases(
-                change_aliases_operations=[models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=s.qdrant_collection))]
-            )
-        for c in client.get_collections().collections:
-            if c.name.startswith(f"{s.qdrant_collection}_"):
-                client.delete_collection(c.name)
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="module")
 def scratch() -> Iterator[Callable[[str], Path]]:
     """Fresh directories for local-mode folders, in RAM when /dev/shm exists.
@@ -489,7 +473,7 @@ def client(client_kind, units, settings, edge_searcher, scratch) -> Iterator[Cli
 
 
 def section_names(store) -> set[str]:
-    return {name for payload in store.scroll(None) for name in payload.get("sections") or []}
+    return {bare_section(seg) for payload in store.scroll(None) for prov in payload["provenance"] for seg in prov["section_path"][1:]}
 
 
 @pytest.fixture(scope="module")

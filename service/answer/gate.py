@@ -128,21 +128,19 @@ def verify_answer(answer: str, sources: dict[int, str], tokenizer: JapaneseToken
                 if best[0] >= threshold and _numbers_ok(body, sources[best[1]]):
                     good = [best]
             if not good:
-                result.removed.append((body, _unsupported_reason(body, sources)))
+                result.removed.append((body, "invented_number" if _invents_number(body, sources) else "not_supported"))
                 continue
             result.sentences.append(KeptSentence(body, [c for _, c in good], max(s for s, _ in good)))
             continue
         best = max(((support(tokenizer, body, t), n) for n, t in sources.items()), default=(0.0, 0))
         if best[0] >= threshold and _numbers_ok(body, sources[best[1]]):
             result.sentences.append(KeptSentence(body, [best[1]], best[0]))
-        elif not any(_numbers_ok(body, t) for t in sources.values()):
-            result.removed.append((body, "invented_number"))
         else:
-            result.removed.append((body, "no_citation"))
+            result.removed.append((body, "invented_number" if _invents_number(body, sources) else "no_citation"))
     return result
 
 
-def _unsupported_reason(sentence: str, sources: dict[int, str]) -> str:
-    """``invented_number`` when the sentence states a figure no given clause has: the model
-    filled a gap (a date, a count), which tells the caller the clauses do not answer."""
-    return "not_supported" if any(_numbers_ok(sentence, t) for t in sources.values()) else "invented_number"
+def _invents_number(sentence: str, sources: dict[int, str]) -> bool:
+    """The sentence states a figure no given clause has: the model filled a gap (a date,
+    a count), which tells the caller the clauses do not answer."""
+    return not any(_numbers_ok(sentence, t) for t in sources.values())
