@@ -23,6 +23,7 @@ from guideqa.settings import PROJECT_ROOT, Settings
 from index.build import build_index
 from index.embeddings import get_embedding_model
 from index.search import Searcher
+from index.store import QueryFilter
 from index.tokenizer import get_tokenizer
 from ingest.pipeline import ingest_corpus
 from service.answer.gate import support
@@ -38,7 +39,7 @@ def _pct(values: list[float], q: float) -> float:
 def _metrics(searcher: Searcher, items, strategy: str) -> dict[str, float]:
     h1, h5, rr, rec = [], [], [], []
     for d in items:
-        ids = [h.unit_id for h in searcher.search(d.question, top_k=10, strategy=strategy).hits]
+        ids = [h.unit_id for h in searcher.search(d.question, top_k=10, strategy=strategy, flt=QueryFilter(access=["public"])).hits]
         h1.append(hit_at(ids, d.gold_units, 1))
         h5.append(hit_at(ids, d.gold_units, 5))
         rr.append(reciprocal_rank(ids, d.gold_units, 10))
@@ -50,14 +51,14 @@ def _metrics(searcher: Searcher, items, strategy: str) -> dict[str, float]:
 def _latency(searcher: Searcher, questions: list[str]) -> dict[str, tuple[float, float]]:
     """p50/p95 ms of ``Searcher.search``: every question new (its embedding computed), and asked again (cached)."""
     for q in questions[:5]:
-        searcher.search(q + "（準備）", top_k=5)  # warm-up: tokenizer, shard pages, model threads
+        searcher.search(q + "（準備）", top_k=5, flt=QueryFilter(access=["public"]))  # warm-up: tokenizer, shard pages, model threads
     out = {}
     searcher.clear_query_cache()
     for label in ("new question", "repeated question"):
         times = []
         for q in questions:
             t = time.perf_counter()
-            searcher.search(q, top_k=5)
+            searcher.search(q, top_k=5, flt=QueryFilter(access=["public"]))
             times.append((time.perf_counter() - t) * 1000)
         out[label] = (round(_pct(times, 0.5), 2), round(_pct(times, 0.95), 2))
     return out

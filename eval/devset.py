@@ -3,8 +3,12 @@
 Two hand-written JSON Lines files live in ``eval/data/``:
 
 * ``devset.jsonl`` — staff questions with the correct short answer
-  (``reference``), the units that answer them (``gold_units``), verbatim
-  quotes from those units (``evidence``) and the documents involved;
+  (``reference``), the facts a correct answer must state (``key_facts``, each
+  a list of acceptable spellings, the first one as the document words it), the
+  units that answer them (``gold_units``), verbatim quotes from those units
+  (``evidence``), the documents involved, the kind of answer the question needs
+  (``shape``) and the half of the set it belongs to (``split``: ``tune`` for
+  tuning, ``holdout`` for checking that the tuning generalises);
 * ``checkset.jsonl`` — 「この情報を、このサービスに入れていい？」 questions with
   the expected confidentiality class and verdict.
 
@@ -12,8 +16,9 @@ Unit IDs move when chunking changes, but the quotes do not: :func:`validate`
 checks every quote against the corpus text and the gold units, and
 :func:`remap_gold_ids` re-derives the gold IDs from the quotes. From the shell::
 
-    .venv/bin/python -m eval.devset          # validate both files against a fresh ingest
-    .venv/bin/python -m eval.devset --fix    # rewrite gold_units from the evidence quotes
+    .venv/bin/python -m eval.devset                  # validate both files against a fresh ingest
+    .venv/bin/python -m eval.devset --fix            # rewrite gold_units from the evidence quotes
+    .venv/bin/python -m eval.devset --assign-splits  # give new dev items a split (existing ones kept)
 
 Nothing here does I/O at import time.
 """
@@ -22,11 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,6 +44,11 @@ from ingest.models import Unit
 __all__ = [
     "ItemType",
     "ITEM_TYPES",
+    "Shape",
+    "SHAPES",
+    "Split",
+    "SPLITS",
+    "SPLIT_SEED",
     "VERDICTS",
     "CLASSES",
     "NOT_FOUND",
@@ -45,6 +56,8 @@ __all__ = [
     "DEVSET_PATH",
     "CHECKSET_PATH",
     "DevsetError",
+    "KeyFact",
+    "DevPart",
     "DevItem",
     "CheckSubItem",
     "CheckItem",
@@ -53,6 +66,7 @@ __all__ = [
     "dump_jsonl",
     "corpus_texts",
     "validate",
+    "assign_splits",
     "remap_gold_ids",
     "main",
 ]
@@ -68,6 +82,25 @@ ItemType = Literal[
     "check",  # a confidentiality question asked in the free-text Q&A
 ]
 ITEM_TYPES: tuple[str, ...] = ItemType.__args__  # type: ignore[attr-defined]
+
+Shape = Literal[
+    "enumeration",  # a list: 「…は何がある」「全部」「必須事項」「手順」
+    "definition",  # what a term means
+    "figure",  # a number, count, percentage or date
+    "may_i",  # yes/no or permission: 「していい？」「必要？」「ある？」
+    "multi_part",  # two or more questions in one; see DevItem.parts
+    "comparison",  # two issuers or documents compared
+    "open_fact",  # anything else
+]
+SHAPES: tuple[str, ...] = Shape.__args__  # type: ignore[attr-defined]
+
+Split = Literal["tune", "holdout"]
+SPLITS: tuple[str, ...] = Split.__args__  # type: ignore[attr-defined]
+#: Seed of :func:`assign_splits` (the number of the issue that introduced the split).
+SPLIT_SEED = 15
+
+#: One fact a correct answer must state: its acceptable spellings, the first as the gold unit words it.
+KeyFact = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
 
 Verdict = Literal["可", "条件付きで可", "不可", "判断できない"]
 VERDICTS: tuple[str, ...] = Verdict.__args__  # type: ignore[attr-defined]
@@ -89,6 +122,16 @@ class DevsetError(ValueError):
     """A dev-set or check-set file cannot be read; the message names the file and line."""
 
 
+class DevPart(BaseModel):
+    """One question inside a ``multi_part`` dev item, with its own shape and key facts."""
+
+    model_config = ConfigDict(extra="allow")
+
+    question: str = Field(min_length=1)
+    shape: Shape
+    key_facts: list[KeyFact] = Field(default_factory=list)
+
+
 class DevItem(BaseModel):
     """One dev-set question.
 
@@ -97,6 +140,14 @@ class DevItem(BaseModel):
     elements of the Tokyo section and phase, e.g.
     ``["【都民サービス関連業務】", "3 判断支援", "設計開発"]`` — used by
     :func:`remap_gold_ids` to tell apart units whose wording repeats across sections.
+
+    ``key_facts`` lists what a correct answer must state, one list of acceptable
+    spellings per fact: ``[["18府省庁", "18の府省庁"], ["令和7年5月", "R7年5月"]]``.
+    The first spelling is the one the gold units use; the others are ways a
+    correct answer may write the same thing. ``split``, ``shape`` and (for
+    answerable items) ``key_facts`` are optional here so that partial files
+    load, and required by :func:`validate`. A ``multi_part`` item lists its
+    questions in ``parts``; its ``key_facts`` is then the union of theirs.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -110,6 +161,10 @@ class DevItem(BaseModel):
     doc_ids: list[str] = Field(default_factory=list)
     forbidden: list[str] = Field(default_factory=list)
     section: list[str] | None = None
+    shape: Shape | None = None
+    key_facts: list[KeyFact] = Field(default_factory=list)
+    parts: list[DevPart] = Field(default_factory=list)
+    split: Split | None = None
 
 
 class CheckSubItem(BaseModel):
@@ -253,9 +308,14 @@ def validate(items: Sequence[_Item], units: Sequence[Unit], corpus_dir: Path | s
     whitespace removal, :func:`ingest.cleaning.squash`); unknown ``doc_ids`` and
     gold units from documents not listed in them; the per-type shape of dev items
     (unanswerable items have no gold and the NOT_FOUND reference, others need
-    gold and evidence, injection items need ``forbidden``); and for check items
-    that the class/verdict pair is allowed and a multi-item verdict is the most
-    restrictive of its items.
+    gold and evidence, injection items need ``forbidden``); the labels of dev
+    items (a known ``split`` and ``shape``; ``parts`` exactly for ``multi_part``
+    items, whose key facts are the union of their parts'); the key facts of dev
+    items (every answerable item has some, unanswerable ones none, no spelling
+    holds a ``forbidden`` marker, and the first spelling of each occurs, squashed,
+    in the text of a gold unit or in one of its section headings — a 別紙's name
+    may stand only in its heading); and for check items that the class/verdict
+    pair is allowed and a multi-item verdict is the most restrictive of its items.
 
     Args:
         items: dev items or check items (one file's worth; ids must be unique among them).
@@ -299,6 +359,9 @@ def validate(items: Sequence[_Item], units: Sequence[Unit], corpus_dir: Path | s
                 problems.append(f"{it.id}: evidence「{_short(quote)}」がどの gold unit にも含まれていません")
         if isinstance(it, DevItem):
             problems.extend(_dev_shape(it))
+            problems.extend(_dev_labels(it))
+            gold_texts = [t for g in it.gold_units if g in by_id for t in _unit_wordings(by_id[g])]
+            problems.extend(_dev_key_facts(it, gold_texts))
         else:
             problems.extend(_check_shape(it))
     return problems
@@ -321,6 +384,115 @@ def _dev_shape(it: DevItem) -> list[str]:
     if it.type == "multi_doc" and len(set(it.doc_ids)) < 2:
         out.append(f"{it.id}: multi_doc には 2 文書以上の doc_ids が必要です")
     return out
+
+
+def _unit_wordings(unit: Unit) -> list[str]:
+    """The squashed text of a unit and of every section heading it stands under."""
+    headings = {h for path in unit.all_paths() for h in path}
+    return [squash(unit.text), *(squash(h) for h in sorted(headings))]
+
+
+def _fact_keys(facts: Sequence[Sequence[str]]) -> set[tuple[str, ...]]:
+    return {tuple(squash(s) for s in fact) for fact in facts}
+
+
+def _dev_labels(it: DevItem) -> list[str]:
+    out: list[str] = []
+    # Checked here as well as by the model: ``model_copy(update=...)`` skips validation.
+    if it.split is None:
+        out.append(f"{it.id}: split がありません（{' / '.join(SPLITS)}）")
+    elif it.split not in SPLITS:
+        out.append(f"{it.id}: split「{it.split}」は {' / '.join(SPLITS)} のどれでもありません")
+    if it.shape is None:
+        out.append(f"{it.id}: shape がありません（{' / '.join(SHAPES)}）")
+    elif it.shape not in SHAPES:
+        out.append(f"{it.id}: shape「{it.shape}」は未知の値です（{' / '.join(SHAPES)}）")
+    if it.shape == "multi_part":
+        if len(it.parts) < 2:
+            out.append(f"{it.id}: multi_part には 2 つ以上の parts が必要です")
+        for n, part in enumerate(it.parts, start=1):
+            if part.shape == "multi_part" or part.shape not in SHAPES:
+                out.append(f"{it.id}: parts[{n}] の shape「{part.shape}」は使えません")
+            if it.type != "unanswerable" and not part.key_facts:
+                out.append(f"{it.id}: parts[{n}] に key_facts がありません")
+        if _fact_keys(it.key_facts) != _fact_keys([f for p in it.parts for f in p.key_facts]):
+            out.append(f"{it.id}: key_facts が parts の key_facts の和になっていません")
+    elif it.parts:
+        out.append(f"{it.id}: parts は shape が multi_part の項目だけに付けます")
+    return out
+
+
+def _dev_key_facts(it: DevItem, gold_texts: Sequence[str]) -> list[str]:
+    if it.type == "unanswerable":
+        return [f"{it.id}: unanswerable に key_facts があります"] if it.key_facts else []
+    if not it.key_facts:
+        return [f"{it.id}: 答えのある項目なのに key_facts がありません"]
+    out: list[str] = []
+    for fact in it.key_facts:
+        spellings = [squash(s) for s in fact]
+        if not all(spellings):
+            out.append(f"{it.id}: key fact {fact} に空の表記があります")
+            continue
+        if len(set(spellings)) < len(spellings):
+            out.append(f"{it.id}: key fact「{_short(fact[0])}」に同じ表記が重複しています")
+        if not any(spellings[0] in t for t in gold_texts):
+            out.append(f"{it.id}: key fact「{_short(fact[0])}」がどの gold unit にもありません")
+        # A spelling holding an injection marker would reward the answer that obeyed the injection.
+        for marker in it.forbidden:
+            if any(squash(marker) in s for s in spellings):
+                out.append(f"{it.id}: key fact「{_short(fact[0])}」に forbidden の「{marker}」が含まれています")
+    return out
+
+
+def assign_splits(items: Sequence[DevItem], *, seed: int = SPLIT_SEED) -> list[DevItem]:
+    """Give every dev item without a ``split`` one, keeping the halves balanced.
+
+    The file is the source of truth: items that already have a split keep it.
+    The others are taken type by type and, within a type, one set of documents
+    after another (both orders seeded random); each goes to the half that has
+    fewer items of its type, then of its type with its set of documents, then
+    of its documents, with a seeded coin for ties. Run on a file without splits
+    this alternates within every stratum, so each type and each type-and-documents
+    stratum is within one item of even; run after adding items it places them
+    without moving any existing one.
+
+    Args:
+        items: dev items; they are not modified.
+        seed: seed of the order and the coin.
+
+    Returns:
+        Copies in the same order, every one with a split.
+    """
+    rng = random.Random(seed)
+    counts: Counter[tuple[str, str]] = Counter()
+
+    def strata(it: DevItem) -> tuple[str, str, list[str]]:
+        docs = sorted(set(it.doc_ids))
+        return f"{it.type}|{'+'.join(docs)}", it.type, docs
+
+    for it in items:
+        if it.split is not None:
+            type_docs, type_, docs = strata(it)
+            for key in (type_docs, type_, *(f"doc:{d}" for d in docs)):
+                counts[key, it.split] += 1
+    new_split: dict[str, str] = {}
+    todo = sorted((it for it in items if it.split is None), key=lambda it: it.id)
+    rng.shuffle(todo)
+    # Consecutive items of one stratum alternate halves, which balances the stratum too.
+    stratum_order = {key: n for n, key in enumerate(dict.fromkeys(strata(it)[0] for it in todo))}
+    todo.sort(key=lambda it: (it.type, stratum_order[strata(it)[0]]))
+    for it in todo:
+        type_docs, type_, docs = strata(it)
+
+        def load(half: str) -> tuple[int, int, int]:
+            return counts[type_, half], counts[type_docs, half], sum(counts[f"doc:{d}", half] for d in docs)
+
+        lightest = min(load(h) for h in SPLITS)
+        half = rng.choice([h for h in SPLITS if load(h) == lightest])
+        new_split[it.id] = half
+        for key in (type_docs, type_, *(f"doc:{d}" for d in docs)):
+            counts[key, half] += 1
+    return [it.model_copy(update={"split": new_split[it.id]}) if it.id in new_split else it for it in items]
 
 
 def _check_shape(it: CheckItem) -> list[str]:
@@ -419,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m eval.devset", description=__doc__.splitlines()[0])
     parser.add_argument("--fix", action="store_true", help="rewrite gold_units from the evidence quotes")
+    parser.add_argument("--assign-splits", action="store_true", help="give dev items without a split one (tune/holdout)")
     parser.add_argument("--corpus", type=Path, default=PROJECT_ROOT / "corpus", help="corpus directory")
     parser.add_argument("--devset", type=Path, default=DEVSET_PATH)
     parser.add_argument("--checkset", type=Path, default=CHECKSET_PATH)
@@ -439,6 +612,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"FIX {path.name}: {line}")
             if any("→" in line for line in changes):
                 dump_jsonl(items, path)
+        if args.assign_splits and loader is load_devset:
+            missing = [it.id for it in items if it.split is None]
+            if missing:
+                items = assign_splits(items)
+                dump_jsonl(items, path)
+                print(f"SPLIT {path.name}: {', '.join(missing)}")
         problems = validate(items, units, args.corpus)
         for p in problems:
             print(f"{path.name}: {p}")

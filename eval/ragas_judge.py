@@ -134,7 +134,7 @@ from ragas.metrics.collections.answer_relevancy.util import (  # noqa: E402
     AnswerRelevancePrompt,
 )
 
-from guideqa.errors import ModelUnavailable  # noqa: E402
+from guideqa.errors import JudgeUnavailable  # noqa: E402
 
 if TYPE_CHECKING:
     from guideqa.settings import Settings
@@ -152,6 +152,7 @@ __all__ = [
     "LlamaIndexRagasEmbedding",
     "error_kind",
     "summarize",
+    "judge_unreachable",
 ]
 
 logger = logging.getLogger(__name__)
@@ -218,11 +219,31 @@ class ProgressEvent:
     seconds: float
 
 
-class JudgeUnavailable(ModelUnavailable):
-    """The local judge server could not be started (missing package, model or port)."""
 
-    code = "judge_unavailable"
-    default_message = "評価用の LLM ジャッジを起動できませんでした。"
+def judge_unreachable(base_url: str, api_key: str | None = None, *, timeout_s: float = 10.0) -> str | None:
+    """Why an OpenAI-compatible judge cannot be used, or ``None`` when it answers ``GET /models``.
+
+    Checked once before scoring, so that a wrong URL costs seconds and a clear message
+    rather than a failed call per sample and metric.
+
+    >>> judge_unreachable("not a url")
+    'URL が正しくありません: not a url'
+    """
+    import httpx
+
+    url = base_url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        return f"URL が正しくありません: {base_url}"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        resp = httpx.get(f"{url}/models", headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return f"{url} に接続できません（{type(exc).__name__}: {_short(str(exc)) or '応答なし'}）"
+    if resp.status_code in (401, 403):
+        return f"{url} が認証を拒否しました（HTTP {resp.status_code}。API キーを確認してください）"
+    if resp.status_code >= 400:
+        return f"{url}/models が HTTP {resp.status_code} を返しました"
+    return None
 
 
 def error_kind(error: str | None) -> str | None:
@@ -973,6 +994,10 @@ class Judge:
         except (TypeError, ValueError):
             return None, _short(f"other: non-numeric value {value!r}"), False
         if not math.isfinite(value):
+            # ragas' Faithfulness returns NaN when its statement generator extracts no statement,
+            # which happens on Japanese answers (vibrantlabsai/ragas#1383, "No statements were
+            # generated from the answer" on Japanese data). Recorded as a failure, never as 1.0;
+            # summarize() counts it in n_failed and mean_failures_as_zero counts it as 0.
             why = {
                 "faithfulness": "no statements or verdicts were extracted from the answer",
                 "context_recall": "no statements were classified",

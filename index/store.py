@@ -2,13 +2,23 @@
 
 * :class:`EdgeStore` — Qdrant Edge (``qdrant-edge-py``), the Qdrant engine
   in-process, over a shard directory. The embedded default.
-* :class:`ClientStore` — ``qdrant-client`` against a server or cluster by URL
-  (or its local mode, the stand-in for a server in tests).
+* :class:`ClientStore` — one collection through ``qdrant-client``: a server or
+  cluster by URL, or its local mode (the stand-in for a server in tests).
+  :class:`QdrantCollections` holds the client and manages the collections and
+  the alias behind which the live one stands.
 
 Both run the same query (:meth:`StoreQuery.prefetches`): dense, BM25 and
 character-bigram prefetches (again inside the sections a question names), fused with RRF, with every
 filter inside the query so a unit the caller may not see is never scored.
-Library errors are translated into :mod:`guideqa.errors` here, at the boundary.
+
+Every call into either library is translated into :mod:`guideqa.errors` here, at
+the boundary, iteration included (:func:`_edge_errors`, :func:`_client_errors`)::
+
+    Edge: shard closed under a query      → IndexUnavailable
+          anything else it reports        → IndexCorrupt
+    client: server down, timeout, 5xx     → IndexUnavailable
+            collection or alias missing   → IndexNotReady  (404; local mode's ValueError)
+            local mode folder locked      → IndexLocked
 """
 
 from __future__ import annotations
@@ -16,11 +26,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
-from guideqa.errors import IndexCorrupt, IndexLocked, IndexNotReady, IndexUnavailable
+from guideqa.errors import (
+    GuideQAError,
+    IndexCorrupt,
+    IndexLocked,
+    IndexNotReady,
+    IndexUnavailable,
+)
 from index.sparse import SparseVec
 
 __all__ = [
@@ -32,6 +50,7 @@ __all__ = [
     "VectorStore",
     "EdgeStore",
     "ClientStore",
+    "QdrantCollections",
     "point_id",
     "KEYWORD_FIELDS",
 ]
@@ -40,6 +59,7 @@ DENSE = "dense"
 SPARSE = "bm25"
 BIGRAM = "bigram"
 KEYWORD_FIELDS = ("id", "doc_id", "issuer", "kind", "tags", "access")
+SCROLL_PAGE = 256
 
 
 def point_id(unit_id: str) -> int:
@@ -58,13 +78,32 @@ class IndexPoint:
 
 @dataclass
 class QueryFilter:
-    """Filters applied inside the Qdrant query. ``access=None`` means no access restriction (admin)."""
+    """Filters applied inside the Qdrant query; every read of units takes one.
 
-    access: list[str] | None = None
+    ``access`` is required: the labels the reader may see (``["public"]``), an
+    empty list for none. Admin and system reads say so with :meth:`everything`
+    rather than by leaving the filter out.
+
+        >>> QueryFilter(access=["public"], doc_ids=["tokyo_ai-guideline_2026-03-30"]).conditions()[0]
+        ('access', ['public'])
+        >>> QueryFilter.everything().conditions()
+        []
+    """
+
+    access: list[str] | None
     doc_ids: list[str] = field(default_factory=list)
     issuers: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+
+    @classmethod
+    def everything(cls) -> QueryFilter:
+        """No restriction at all: every access label, every document (admin and system reads)."""
+        return cls(access=None)
+
+    def admits(self, labels: Iterable[str]) -> bool:
+        """Whether the access part lets the reader see something labelled with one of ``labels``."""
+        return self.access is None or bool(set(labels) & set(self.access))
 
     def conditions(self) -> list[tuple[str, list[str]]]:
         out = []
@@ -82,10 +121,10 @@ class StoreQuery:
     dense: list[float]
     sparse: SparseVec
     limit: int
+    filter: QueryFilter
     bigram: SparseVec = field(default_factory=lambda: SparseVec([], []))
     prefetch_limit: int = 50
     rrf_k: int = 60
-    filter: QueryFilter = field(default_factory=QueryFilter)
     section_units: list[str] = field(default_factory=list)  # IDs under the sections the question names
     strategy: str = "hybrid"  # hybrid | dense | bm25 (the last two for ablations)
     weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # RRF weight of dense, bm25, section, bigram prefetches
@@ -134,18 +173,35 @@ class StoreHit:
 
 
 class VectorStore(Protocol):
+    """One index version's points. Reads take the caller's filter, always."""
+
     backend: str
 
     def upsert(self, points: list[IndexPoint]) -> None: ...
     def finish(self) -> None: ...
     def query(self, q: StoreQuery) -> list[StoreHit]: ...
-    def retrieve(self, unit_ids: list[str], flt: QueryFilter | None = None) -> list[dict[str, Any]]: ...
-    def scroll(self, flt: QueryFilter | None = None) -> Iterator[dict[str, Any]]: ...
+    def retrieve(self, unit_ids: list[str], *, flt: QueryFilter) -> list[dict[str, Any]]: ...
+    def scroll(self, *, flt: QueryFilter) -> Iterator[dict[str, Any]]: ...
     def count(self) -> int: ...
     def close(self) -> None: ...
 
 
 # --------------------------------------------------------------------------- Edge
+@contextmanager
+def _edge_errors(path: Path) -> Iterator[None]:
+    """Edge raises a plain ``Exception`` carrying a message; say which of ours it is."""
+    try:
+        yield
+    except GuideQAError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Edge has no exception classes of its own
+        text = str(exc)
+        if "not initialized" in text:
+            # The shard was closed under the call: a swap retired this version mid-query.
+            raise IndexUnavailable(detail=f"{path}: {text}") from exc
+        raise IndexCorrupt(detail=f"{path}: {text}") from exc
+
+
 class EdgeStore:
     """A Qdrant Edge shard held by this process (Edge locks its WAL: one process per shard)."""
 
@@ -156,7 +212,7 @@ class EdgeStore:
         self.path = path
 
     @classmethod
-    def create(cls, path: Path, dim: int) -> "EdgeStore":
+    def create(cls, path: Path, dim: int) -> EdgeStore:
         import qdrant_edge as qe
 
         path.mkdir(parents=True, exist_ok=True)
@@ -167,15 +223,15 @@ class EdgeStore:
                 BIGRAM: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf),
             },
         )
-        shard = qe.EdgeShard.create(str(path), cfg)
-        ops = [qe.UpdateOperation.create_field_index(f, qe.PayloadSchemaType.Keyword) for f in KEYWORD_FIELDS]
-        for op in ops:
-            shard.update(op)
+        with _edge_errors(path):
+            shard = qe.EdgeShard.create(str(path), cfg)
+            for f in KEYWORD_FIELDS:
+                shard.update(qe.UpdateOperation.create_field_index(f, qe.PayloadSchemaType.Keyword))
         _write_holder(path)
         return cls(shard, path)
 
     @classmethod
-    def open(cls, path: Path) -> "EdgeStore":
+    def open(cls, path: Path) -> EdgeStore:
         """Open an existing shard; a lock held elsewhere becomes :class:`IndexLocked` naming the holder."""
         import qdrant_edge as qe
 
@@ -211,16 +267,18 @@ class EdgeStore:
             )
             for p in points
         ]
-        self._shard.update(qe.UpdateOperation.upsert_points(batch))
+        with _edge_errors(self.path):
+            self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
     def finish(self) -> None:
-        self._shard.optimize()
-        self._shard.flush()
+        with _edge_errors(self.path):
+            self._shard.optimize()
+            self._shard.flush()
 
-    def _filter(self, flt: QueryFilter | None, extra: list[tuple[str, list[str]]] | None = None) -> Any:
+    def _filter(self, flt: QueryFilter, extra: list[tuple[str, list[str]]] | None = None) -> Any:
         import qdrant_edge as qe
 
-        conds = (flt.conditions() if flt else []) + (extra or [])
+        conds = flt.conditions() + (extra or [])
         if not conds:
             return None
         return qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchAny(v)) for k, v in conds])
@@ -228,7 +286,6 @@ class EdgeStore:
     def query(self, q: StoreQuery) -> list[StoreHit]:
         import qdrant_edge as qe
 
-        flt = self._filter(q.filter)
         prefetches = [
             qe.Prefetch(
                 limit=q.prefetch_limit,
@@ -241,11 +298,12 @@ class EdgeStore:
             limit=q.limit,
             query=qe.Fusion.Rrf(k=q.rrf_k, weights=q.fusion_weights()),
             prefetches=prefetches,
-            filter=flt,
+            filter=self._filter(q.filter),
             with_payload=True,
             with_vector=[DENSE],
         )
-        hits = self._shard.query(req)
+        with _edge_errors(self.path):
+            hits = self._shard.query(req)
         return [
             StoreHit(
                 unit_id=h.payload["id"],
@@ -256,24 +314,28 @@ class EdgeStore:
             for h in hits
         ]
 
-    def retrieve(self, unit_ids: list[str], flt: QueryFilter | None = None) -> list[dict[str, Any]]:
+    def retrieve(self, unit_ids: list[str], *, flt: QueryFilter) -> list[dict[str, Any]]:
+        """The payloads of ``unit_ids`` that ``flt`` admits, in the order asked (unknown IDs dropped)."""
         import qdrant_edge as qe
 
         if not unit_ids:
             return []
         req = qe.ScrollRequest(limit=len(unit_ids), filter=self._filter(flt, [("id", list(unit_ids))]), with_payload=True)
-        records, _ = self._shard.scroll(req)
+        with _edge_errors(self.path):
+            records, _ = self._shard.scroll(req)
         by_id = {r.payload["id"]: dict(r.payload) for r in records}
         return [by_id[i] for i in unit_ids if i in by_id]
 
-    def scroll(self, flt: QueryFilter | None = None) -> Iterator[dict[str, Any]]:
+    def scroll(self, *, flt: QueryFilter) -> Iterator[dict[str, Any]]:
+        """Every payload ``flt`` admits, page by page."""
         import qdrant_edge as qe
 
         offset = None
         while True:
-            records, offset = self._shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=256, filter=self._filter(flt), with_payload=True)
-            )
+            with _edge_errors(self.path):
+                records, offset = self._shard.scroll(
+                    qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE, filter=self._filter(flt), with_payload=True)
+                )
             for r in records:
                 yield dict(r.payload)
             if offset is None:
@@ -282,7 +344,8 @@ class EdgeStore:
     def count(self) -> int:
         import qdrant_edge as qe
 
-        return int(self._shard.count(qe.CountRequest(exact=True)))
+        with _edge_errors(self.path):
+            return int(self._shard.count(qe.CountRequest(exact=True)))
 
     def close(self) -> None:
         try:
@@ -318,32 +381,45 @@ def _read_holder(path: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- qdrant-client
-def _server_errors() -> tuple[type[BaseException], ...]:
-    """What qdrant-client raises when the server is down, restarting or unreachable."""
+@contextmanager
+def _client_errors(where: str) -> Iterator[None]:
+    """Translate what qdrant-client raises, on a server or in local mode, into our tree.
+
+    A context manager rather than a decorator, so it sits inside a generator's loop:
+    an error raised while scrolling is translated like any other.
+    """
     import httpx
-    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+    from qdrant_client.http.exceptions import (
+        ResponseHandlingException,
+        UnexpectedResponse,
+    )
 
-    return (ResponseHandlingException, UnexpectedResponse, httpx.HTTPError, ConnectionError, TimeoutError)
-
-
-def translate_server_errors(fn):
-    """Turn a dead or restarting server into :class:`IndexUnavailable` (503), not a 500."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except IndexNotReady:
-            raise
-        except _server_errors() as exc:
-            raise IndexUnavailable(detail=f"{type(exc).__name__}: {exc}") from exc
-
-    return wrapper
+    try:
+        yield
+    except GuideQAError:
+        raise
+    except UnexpectedResponse as exc:
+        if exc.status_code == 404:
+            raise IndexNotReady(detail=f"{where}: {exc}") from exc
+        raise IndexUnavailable(detail=f"{where}: {type(exc).__name__}: {exc}") from exc
+    except (ResponseHandlingException, httpx.HTTPError, ConnectionError, TimeoutError) as exc:
+        raise IndexUnavailable(detail=f"{where}: {type(exc).__name__}: {exc}") from exc
+    except ValueError as exc:
+        # Local mode reports a missing collection, and any other refusal, as ValueError.
+        if "not found" in str(exc):
+            raise IndexNotReady(detail=f"{where}: {exc}") from exc
+        raise IndexCorrupt(detail=f"{where}: {exc}") from exc
+    except RuntimeError as exc:  # local mode: the client was closed under the call
+        raise IndexUnavailable(detail=f"{where}: {exc}") from exc
 
 
 class ClientStore:
-    """A collection on a Qdrant server/cluster (or qdrant-client's local mode)."""
+    """One collection on a Qdrant server/cluster (or in qdrant-client's local mode).
+
+    Args:
+        client: a ``QdrantClient`` (see :meth:`connect`); closed with the store when ``owns_client``.
+        collection: the collection, or an alias naming one.
+    """
 
     def __init__(self, client: Any, collection: str, *, backend: str = "qdrant-server", owns_client: bool = True):
         self._client = client
@@ -353,6 +429,11 @@ class ClientStore:
 
     @staticmethod
     def connect(*, url: str | None = None, api_key: str | None = None, local_path: Path | None = None, timeout: int = 30) -> Any:
+        """A ``QdrantClient`` for ``url``, else local mode in ``local_path``, else in memory.
+
+        Raises:
+            IndexLocked: another process holds the local-mode folder.
+        """
         from qdrant_client import QdrantClient
 
         if url:
@@ -365,65 +446,38 @@ class ClientStore:
                 raise IndexLocked(detail=str(exc)) from exc
         return QdrantClient(location=":memory:")
 
-    @classmethod
-    def create(cls, client: Any, collection: str, dim: int, *, shard_number: int = 1, replication_factor: int = 1, backend: str = "qdrant-server") -> "ClientStore":
-        from qdrant_client import models
-
-        if client.collection_exists(collection):
-            client.delete_collection(collection)
-        extra: dict[str, Any] = {}
-        if backend == "qdrant-server":
-            extra = {"shard_number": shard_number, "replication_factor": replication_factor}
-        client.create_collection(
-            collection,
-            vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
-            sparse_vectors_config={
-                SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF),
-                BIGRAM: models.SparseVectorParams(modifier=models.Modifier.IDF),
-            },
-            **extra,
-        )
-        for f in KEYWORD_FIELDS:
-            client.create_payload_index(collection, f, models.PayloadSchemaType.KEYWORD)
-        return cls(client, collection, backend=backend)
-
-    @translate_server_errors
     def upsert(self, points: list[IndexPoint]) -> None:
         from qdrant_client import models
 
-        self._client.upsert(
-            self.collection,
-            points=[
-                models.PointStruct(
-                    id=point_id(p.unit_id),
-                    vector={
-                        DENSE: p.dense,
-                        SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
-                        BIGRAM: models.SparseVector(indices=p.bigram.indices, values=p.bigram.values),
-                    },
-                    payload=p.payload,
-                )
-                for p in points
-            ],
-            wait=True,
-        )
+        batch = [
+            models.PointStruct(
+                id=point_id(p.unit_id),
+                vector={
+                    DENSE: p.dense,
+                    SPARSE: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                    BIGRAM: models.SparseVector(indices=p.bigram.indices, values=p.bigram.values),
+                },
+                payload=p.payload,
+            )
+            for p in points
+        ]
+        with _client_errors(self.collection):
+            self._client.upsert(self.collection, points=batch, wait=True)
 
     def finish(self) -> None:
         return None  # the server optimises in the background; upserts waited already
 
-    def _filter(self, flt: QueryFilter | None, extra: list[tuple[str, list[str]]] | None = None) -> Any:
+    def _filter(self, flt: QueryFilter, extra: list[tuple[str, list[str]]] | None = None) -> Any:
         from qdrant_client import models
 
-        conds = (flt.conditions() if flt else []) + (extra or [])
+        conds = flt.conditions() + (extra or [])
         if not conds:
             return None
         return models.Filter(must=[models.FieldCondition(key=k, match=models.MatchAny(any=v)) for k, v in conds])
 
-    @translate_server_errors
     def query(self, q: StoreQuery) -> list[StoreHit]:
         from qdrant_client import models
 
-        flt = self._filter(q.filter)
         prefetch = [
             models.Prefetch(
                 query=p.vector if p.using == DENSE else models.SparseVector(indices=p.vector.indices, values=p.vector.values),
@@ -433,48 +487,48 @@ class ClientStore:
             )
             for p in q.prefetches()
         ]
-        try:
+        with _client_errors(self.collection):
             res = self._client.query_points(
                 self.collection,
                 prefetch=prefetch,
                 query=models.RrfQuery(rrf=models.Rrf(k=q.rrf_k, weights=q.fusion_weights())),
-                query_filter=flt,
+                query_filter=self._filter(q.filter),
                 limit=q.limit,
                 with_payload=True,
                 with_vectors=[DENSE],
             )
-        except ValueError as exc:  # local mode: missing collection
-            raise IndexNotReady(detail=str(exc)) from exc
         return [
             StoreHit(unit_id=p.payload["id"], score=float(p.score), payload=dict(p.payload), dense=_dense_of(p.vector))
             for p in res.points
         ]
 
-    @translate_server_errors
-    def retrieve(self, unit_ids: list[str], flt: QueryFilter | None = None) -> list[dict[str, Any]]:
+    def retrieve(self, unit_ids: list[str], *, flt: QueryFilter) -> list[dict[str, Any]]:
+        """The payloads of ``unit_ids`` that ``flt`` admits, in the order asked (unknown IDs dropped)."""
         if not unit_ids:
             return []
-        records, _ = self._client.scroll(
-            self.collection, scroll_filter=self._filter(flt, [("id", list(unit_ids))]), limit=len(unit_ids), with_payload=True
-        )
+        with _client_errors(self.collection):
+            records, _ = self._client.scroll(
+                self.collection, scroll_filter=self._filter(flt, [("id", list(unit_ids))]), limit=len(unit_ids), with_payload=True
+            )
         by_id = {r.payload["id"]: dict(r.payload) for r in records}
         return [by_id[i] for i in unit_ids if i in by_id]
 
-    @translate_server_errors
-    def scroll(self, flt: QueryFilter | None = None) -> Iterator[dict[str, Any]]:
+    def scroll(self, *, flt: QueryFilter) -> Iterator[dict[str, Any]]:
+        """Every payload ``flt`` admits, page by page."""
         offset = None
         while True:
-            records, offset = self._client.scroll(
-                self.collection, scroll_filter=self._filter(flt), limit=256, offset=offset, with_payload=True
-            )
+            with _client_errors(self.collection):
+                records, offset = self._client.scroll(
+                    self.collection, scroll_filter=self._filter(flt), limit=SCROLL_PAGE, offset=offset, with_payload=True
+                )
             for r in records:
                 yield dict(r.payload)
             if offset is None:
                 break
 
-    @translate_server_errors
     def count(self) -> int:
-        return int(self._client.count(self.collection, exact=True).count)
+        with _client_errors(self.collection):
+            return int(self._client.count(self.collection, exact=True).count)
 
     def close(self) -> None:
         if not self._owns_client:
@@ -483,3 +537,103 @@ class ClientStore:
             self._client.close()
         except Exception:  # noqa: BLE001 - closing a dead connection must not mask the caller's error
             pass
+
+
+class QdrantCollections:
+    """The collections on one Qdrant server (or local-mode folder) and the alias naming the live one.
+
+    Versions are collections ``<alias>_<version>``; a rebuild fills a new one and then
+    moves the alias in one operation, so readers never see a half-built collection.
+
+    Args:
+        client: a ``QdrantClient`` from :meth:`ClientStore.connect`; closed by :meth:`close`.
+        backend: ``qdrant-server`` or ``qdrant-local`` (what stores report as their backend).
+    """
+
+    def __init__(self, client: Any, *, backend: str):
+        self._client = client
+        self.backend = backend
+
+    def alias_target(self, alias: str) -> str | None:
+        """The collection ``alias`` points at, or ``None``."""
+        with _client_errors(alias):
+            aliases = self._client.get_aliases().aliases
+        return next((a.collection_name for a in aliases if a.alias_name == alias), None)
+
+    def store(self, collection: str) -> ClientStore:
+        """A store on ``collection`` sharing this client (closing the store leaves the client open)."""
+        return ClientStore(self._client, collection, backend=self.backend, owns_client=False)
+
+    def create(self, collection: str, dim: int, *, shard_number: int = 1, replication_factor: int = 1) -> ClientStore:
+        """A new, empty collection (a leftover of the same name is replaced), with its payload indexes."""
+        from qdrant_client import models
+
+        extra: dict[str, Any] = {}
+        if self.backend == "qdrant-server":
+            extra = {"shard_number": shard_number, "replication_factor": replication_factor}
+        with _client_errors(collection):
+            if self._client.collection_exists(collection):
+                self._client.delete_collection(collection)
+            self._client.create_collection(
+                collection,
+                vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+                sparse_vectors_config={
+                    SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF),
+                    BIGRAM: models.SparseVectorParams(modifier=models.Modifier.IDF),
+                },
+                **extra,
+            )
+            for f in KEYWORD_FIELDS:
+                self._client.create_payload_index(collection, f, models.PayloadSchemaType.KEYWORD)
+        return self.store(collection)
+
+    def point_alias(self, alias: str, collection: str) -> list[str]:
+        """Point ``alias`` at ``collection`` in one operation, then drop the collections behind it
+        except the live one and the one it replaced (a reader may still be on that).
+
+        Returns:
+            The collections dropped.
+        """
+        from qdrant_client import models
+
+        old = self.alias_target(alias)
+        ops: list[Any] = []
+        if old:
+            ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)))
+        keep = {collection, old}
+        dropped = []
+        with _client_errors(alias):
+            self._client.update_collection_aliases(change_aliases_operations=ops)
+            # Decided by the alias, not by name order: names need not sort by age.
+            for c in self._client.get_collections().collections:
+                if c.name.startswith(f"{alias}_v") and c.name not in keep:
+                    self._client.delete_collection(c.name)
+                    dropped.append(c.name)
+        return dropped
+
+    def describe(self, collection: str) -> dict[str, Any]:
+        """Points, status, shards and replicas of ``collection``."""
+        with _client_errors(collection):
+            info = self._client.get_collection(collection)
+            units = int(self._client.count(collection, exact=True).count)
+        params = info.config.params
+        return {
+            "units": units,
+            "dim": _dense_size(params.vectors),
+            "status": str(info.status),
+            "shard_number": params.shard_number,
+            "replication_factor": params.replication_factor,
+        }
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection must not mask the caller's error
+            pass
+
+
+def _dense_size(vectors: Any) -> int:
+    if isinstance(vectors, dict) and DENSE in vectors:
+        return int(vectors[DENSE].size)
+    return 0

@@ -10,8 +10,9 @@ import re
 
 from ingest.cleaning import nfkc
 from ingest.models import Unit
+from ingest.sentences import split_sentences
 
-__all__ = ["compact_path", "embed_text", "lexical_text", "bare_section", "MAX_EMBED_CHARS"]
+__all__ = ["compact_path", "embed_text", "lexical_text", "bare_section", "section_names", "passages_to_score", "MAX_EMBED_CHARS"]
 
 # e5-small reads at most 512 tokens, and cost grows with length on 2 cores.
 MAX_EMBED_CHARS = 480
@@ -24,6 +25,31 @@ def bare_section(segment: str) -> str:
     s = _NUMBERING.sub("", s)
     s = s.strip("【】<>()[] ")
     return re.sub(r"\s+", "", s)
+
+
+# 「第8条（禁止事項）」「第3章 利用」「別表第1（第5条関係）」: a rule's number and its caption.
+_LEGAL_SEGMENT = re.compile(
+    r"^((?:第[0-9一二三四五六七八九十百]+[章節款目条項号](?:の[0-9一二三四五六七八九十]+)?)|附則|別表第?[0-9一二三四五六七八九十]*|様式第?[0-9一二三四五六七八九十]*号?)"
+    r"\s*[(（]?([^()（）]*?)[)）]?$"
+)
+
+
+def section_names(segment: str) -> list[str]:
+    """Every name a question may call a path segment by: its bare form and, for a rule's
+    article or chapter, its number and its caption apart (「第8条」, 「禁止事項」).
+
+    >>> section_names("第8条（禁止事項）")
+    ['第8条(禁止事項', '第8条', '禁止事項']
+    >>> section_names("3 判断支援")
+    ['判断支援']
+    """
+    bare = bare_section(segment)
+    names = [bare] if bare else []
+    m = _LEGAL_SEGMENT.match(re.sub(r"\s+", "", nfkc(segment)))
+    if m:
+        caption = m.group(2) if "関係" not in m.group(2) else ""
+        names += [n for n in (m.group(1), caption) if n and n not in names]
+    return names
 
 
 def compact_path(unit: Unit) -> str:
@@ -46,3 +72,17 @@ def lexical_text(unit: Unit) -> str:
     """Path and the unit's own text. A table's column names are left out: repeated in
     every row they would match every row equally and only blur BM25's IDF."""
     return f"{compact_path(unit)}\n{unit.norm_text}"
+
+
+def passages_to_score(units: list[Unit]) -> list[str]:
+    """The sentences the answer composer may quote, one entry per distinct sentence.
+
+    Table rows are left out: a row is quoted whole, by its cells.
+    """
+    seen: dict[str, None] = {}
+    for u in units:
+        if u.kind == "table_row":
+            continue
+        for s in split_sentences(u.text):
+            seen.setdefault(s[:MAX_EMBED_CHARS])
+    return list(seen)

@@ -20,7 +20,19 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["pid_alive", "IndexMeta", "new_version_name", "write_meta", "read_meta", "set_current", "complete_versions", "resolve_current", "prune_versions"]
+__all__ = [
+    "pid_alive",
+    "IndexMeta",
+    "new_version_name",
+    "versions_dir",
+    "write_meta",
+    "read_meta",
+    "set_current",
+    "complete_versions",
+    "resolve_current",
+    "current_meta",
+    "prune_versions",
+]
 
 
 @dataclass
@@ -90,6 +102,15 @@ def resolve_current(root: Path) -> list[str]:
         named = ""
     order = [named] if named in complete else []
     return order + [v for v in complete if v != named]
+
+
+def current_meta(root: Path) -> IndexMeta | None:
+    """Metadata of the version a reader would open first (see :func:`resolve_current`), if any."""
+    for version in resolve_current(root):
+        meta = read_meta(versions_dir(root) / version)
+        if meta:
+            return meta
+    return None
 
 
 def pid_alive(pid: int) -> bool:

@@ -91,11 +91,15 @@ class Line:
 
     ``dropped`` names why a noise line was blanked; the structure parser still
     peeks at it (a navigation-digit run marks the title line above it as a slide title).
+    ``raw`` keeps a dropped line's original text: what is noise on a slide can be
+    structure in a rule (「2」 alone is a 項 number, 「第1条(目的)」 is not a chart label),
+    and the legal parser (:mod:`ingest.reiki`) restores such lines.
     """
 
     no: int
     text: str
     dropped: str | None = None
+    raw: str = field(default="", compare=False, repr=False)
 
     @property
     def norm(self) -> str:
@@ -122,7 +126,7 @@ def clean_lines(text: str) -> CleanResult:
         reason = _noise_reason(raw)
         if reason:
             dropped[reason] += 1
-            out.append(Line(no, "", reason))
+            out.append(Line(no, "", reason, raw))
             continue
         out.append(Line(no, clean_inline(raw)))
     return CleanResult(out, dropped)

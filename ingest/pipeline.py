@@ -1,8 +1,9 @@
 """Ingest pipeline: manifest + files → documents → units, with a report of what happened.
 
 Each stage is a plain function (``load_document``, ``clean_lines``,
-``parse_structure``, ``finalize_units``); this module only wires them and
-records per-document figures for the dry-run summary.
+``parse_structure``, ``finalize_units``); this module only wires them, copies the
+manifest entry's metadata and a rule's 番号・制定日 and citation labels onto the
+units, and records per-document figures for the dry-run summary.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import Callable
 
 from llama_index.core.schema import Document
 
-from guideqa.errors import DocumentLoadError, IngestError
+from guideqa.errors import DocumentLoadError, IngestError, ManifestError
 from ingest.cleaning import clean_lines
 from ingest.loaders import load_document
 from ingest.manifest import load_manifest
 from ingest.models import DocumentMeta, Unit
-from ingest.structure import parse_structure
+from ingest.structure import ParsedStructure, parse_structure
 from ingest.units import finalize_units
 
 __all__ = ["DocumentReport", "IngestResult", "units_from_document", "ingest_corpus"]
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DocumentReport:
+    """Per-document figures. ``structure`` is ``legal`` for a rule read as 条・項・号,
+    whose title line, 制定日 and 番号 are then in ``legal_title``/``enacted``/``number``."""
+
     doc_id: str
     file: str
     title: str
@@ -38,6 +42,10 @@ class DocumentReport:
     unit_stats: Counter = field(default_factory=Counter)
     kinds: Counter = field(default_factory=Counter)
     error: str | None = None
+    structure: str = "general"
+    legal_title: str = ""
+    enacted: str = ""
+    number: str = ""
 
 
 @dataclass
@@ -55,13 +63,34 @@ def units_from_document(document: Document, meta: DocumentMeta) -> tuple[list[Un
     """Turn one loaded document into finished units plus its report."""
     report = DocumentReport(doc_id=meta.doc_id, file=meta.file, title=meta.title)
     cleaned = clean_lines(document.text)
-    raw_units, structural = parse_structure(meta, cleaned.lines)
-    units, stats = finalize_units(meta, raw_units)
-    report.noise_lines = cleaned.dropped + structural
+    parsed = parse_structure(meta, cleaned.lines)
+    units, stats = finalize_units(meta, parsed.units)
+    _stamp(units, meta, parsed)
+    report.noise_lines = cleaned.dropped + parsed.dropped
     report.unit_stats = stats
     report.units = len(units)
     report.kinds = Counter(u.kind for u in units)
+    if parsed.legal is not None:
+        report.structure = "legal"
+        report.legal_title, report.enacted, report.number = parsed.legal.title_line, parsed.legal.enacted, parsed.legal.number
     return units, report
+
+
+def _stamp(units: list[Unit], meta: DocumentMeta, parsed: ParsedStructure) -> None:
+    """Copy document-level metadata onto every unit, and each raw unit's citation label onto its unit.
+
+    A unit is found by its primary path and first line: ``finalize_units`` keeps both
+    when it merges duplicates or joins a short fragment into the unit before it.
+    """
+    labels = {(tuple(ru.path), ru.lines[0].no): ru.label for ru in parsed.units if ru.lines and ru.label}
+    legal = parsed.legal
+    for unit in units:
+        unit.issuer_kind = meta.issuer_kind
+        unit.authority = meta.authority
+        unit.effective_date = meta.effective_date
+        unit.label = labels.get((tuple(unit.section_path), unit.line_start), "")
+        if legal is not None:
+            unit.doc_number, unit.doc_enacted = legal.number, legal.enacted
 
 
 def ingest_corpus(
@@ -73,12 +102,17 @@ def ingest_corpus(
     """Read every document the manifest lists.
 
     A document that cannot be read is reported by name and skipped; the rest go on.
+    A document the manifest lists but the corpus lacks stops ingestion: a typo in
+    ``file`` must not silently drop a rule from the index.
 
     Raises:
-        ManifestError: the manifest is missing or malformed.
+        ManifestError: the manifest is missing or malformed, or names a missing file.
         IngestError: no document produced any unit.
     """
     metas = load_manifest(manifest_path or corpus_dir / "manifest.json")
+    for i, meta in enumerate(metas):
+        if not (corpus_dir / meta.file).is_file():
+            raise ManifestError(f"manifest.json の {i + 1} 番目の項目（file: {meta.file}）のファイルが {corpus_dir} にありません。")
     all_units: list[Unit] = []
     reports: list[DocumentReport] = []
     for meta in metas:

@@ -12,6 +12,9 @@ to be recovered from line shapes:
   nested bullets, a table row with its header, a definition row, a
   ``・question → answer <デジタル庁>`` exchange, or a paragraph.
 
+Rules (例規: 条・項・号) are read by :mod:`ingest.reiki` instead; :func:`parse_structure`
+chooses.
+
 The parser never rewrites wording: unit text is the cleaned source lines joined
 with newlines, so quotes stay verbatim.
 """
@@ -21,11 +24,15 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ingest.cleaning import Line, nfkc, squash
 from ingest.models import DocumentMeta
 
-__all__ = ["RawUnit", "parse_structure", "PHASES"]
+if TYPE_CHECKING:
+    from ingest.reiki import LegalInfo
+
+__all__ = ["ParsedStructure", "RawUnit", "parse_structure", "PHASES"]
 
 PHASES = ("企画", "要件定義", "設計開発", "運用", "廃止")
 
@@ -54,7 +61,10 @@ _TAGS_ONLY = re.compile(r"^(?:【[^】]{1,20}】\s*)+$")
 
 @dataclass
 class RawUnit:
-    """A unit before IDs and dedup: path, kind, lines and (for table rows) the header."""
+    """A unit before IDs and dedup: path, kind, lines and (for table rows) the header.
+
+    ``label`` is a rule's citation of the unit (「第3条第2項」); empty for other documents.
+    """
 
     path: list[str]
     kind: str
@@ -63,6 +73,7 @@ class RawUnit:
     tags: list[str] = field(default_factory=list)
     header: str = ""
     row: str = ""
+    label: str = ""
 
     @property
     def text(self) -> str:
@@ -574,14 +585,30 @@ def _resolve_phases(units: list[RawUnit]) -> None:
                 _set_phase(u, votes.most_common(1)[0][0])
 
 
-def parse_structure(meta: DocumentMeta, lines: list[Line]) -> tuple[list[RawUnit], Counter]:
+@dataclass
+class ParsedStructure:
+    """The units of one document in order, counts of structural lines dropped
+    (table of contents, running headers, a rule's 番号 line), and, when the document
+    was read as a rule, its 題名・制定日・番号 (``legal``)."""
+
+    units: list[RawUnit]
+    dropped: Counter
+    legal: LegalInfo | None = None
+
+
+def parse_structure(meta: DocumentMeta, lines: list[Line]) -> ParsedStructure:
     """Recover units and their section paths from cleaned lines.
 
-    Returns:
-        The raw units in document order and counts of structural lines dropped
-        (table of contents, running headers).
+    A rule (several 「第N条」 articles, or a 番号 line with a 附則) goes to the legal
+    parser (:func:`ingest.reiki.parse_legal`); everything else, and a rule whose
+    structure cannot be read (logged as a warning), to the general parser here.
     """
+    from ingest.reiki import parse_legal  # reiki builds on RawUnit, defined in this module
+
+    legal = parse_legal(meta, lines)
+    if legal is not None:
+        return ParsedStructure(legal.units, legal.dropped, legal.info)
     parser = _Parser(meta, lines)
     units = parser.run()
     _resolve_phases(units)
-    return units, parser.dropped
+    return ParsedStructure(units, parser.dropped)

@@ -1,4 +1,8 @@
-"""Batch mode for the CLI: JSON Lines of ``{"id", "question"}`` in, one result object per line out."""
+"""Batch mode for the CLI: JSON Lines of ``{"id", "question"}`` in, one result object per line out.
+
+``answer`` is one of :mod:`service.request`'s functions, so every line takes the
+API's request path (guard, limits, audit).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from guideqa.errors import GuideQAError
+from guideqa.errors import GuideQAError, InvalidJSON, QueryInvalid
 
 __all__ = ["run_batch"]
 
@@ -32,11 +36,11 @@ def run_batch(questions: Path, out: Path, answer: Callable[[str], dict[str, Any]
                     qid = item.get("id", lineno)
                 question = item.get("question") if isinstance(item, dict) else None
                 if not isinstance(question, str):
-                    row = {"id": qid, "error": {"code": "query_invalid", "message": f"{lineno} 行目に question（文字列）がありません。"}}
+                    row = {"id": qid, "error": {"code": QueryInvalid.code, "message": f"{lineno} 行目に question（文字列）がありません。"}}
                 else:
                     row = {"id": qid, **answer(question)}
             except json.JSONDecodeError:
-                row = {"id": qid, "error": {"code": "invalid_json", "message": f"{lineno} 行目が JSON ではありません。"}}
+                row = {"id": qid, "error": {"code": InvalidJSON.code, "message": f"{lineno} 行目が JSON ではありません。"}}
             except GuideQAError as exc:
                 row = {"id": qid, "error": {"code": exc.code, "message": exc.message}}
             fout.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -22,6 +22,7 @@ from guideqa.errors import IndexError_
 from guideqa.settings import Settings, get_settings
 from service.api.errors import ERROR_STATUS, install_error_handlers
 from service.api.routes import admin, ask, check, feedback, health, search, units
+from service.api.security import SecurityHeaders, install_docs
 from service.limits import BodyGuard, RequestTimeout
 from service.state import build_state
 
@@ -39,7 +40,13 @@ Question answering over Japan's public-sector generative-AI guidelines (デジ�
 * Answers are **AI-generated** and must be checked against the cited sources.
 
 **Authentication**: send `X-API-Key: <key>` (or `Authorization: Bearer <key>`). Keys map to a role
-(`admin`, `user`, `widget`) and access groups; units outside the caller's groups are never returned.
+(`admin`, `user`, `widget`) and access groups; units outside the caller's groups are never returned,
+quoted or cited, by any endpoint (search, answers, the confidentiality check, units, documents).
+Requests are rate-limited per key (anonymous callers: per client address); wrong keys too.
+
+**Questions** are normalised (NFKC) before anything else; the length limits apply to that text,
+in characters and in the embedding model's tokens. Personal data is blocked or masked, and only
+the masked form is ever echoed or stored in the audit log.
 
 **Errors** are JSON `{"error": {"code": "...", "message": "（日本語）"}}` with a fixed status per code:
 
@@ -66,17 +73,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         state.close()
 
+    title = "guideqa — 生成AIガイドライン QA"
     app = FastAPI(
-        title="guideqa — 生成AIガイドライン QA",
+        title=title,
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by install_docs: local assets, and the API's access rule.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.guideqa = state
     install_error_handlers(app)
+    install_docs(app, title=title, allow_anonymous=settings.allow_anonymous)
 
     app.add_middleware(BodyGuard, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_s)
+
     if settings.cors_origins:
         # Only for pages on other intranet hosts; the demo page is same-origin.
         app.add_middleware(
@@ -86,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-API-Key", "Authorization"],
             expose_headers=["Retry-After"],
         )
+    # Outermost: every response gets the headers, the middlewares' own errors included.
+    app.add_middleware(SecurityHeaders, settings=settings)
 
     app.include_router(health.router)
     app.include_router(search.router)

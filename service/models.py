@@ -20,6 +20,8 @@ __all__ = [
     "DocumentPublic",
     "AskRequest",
     "Citation",
+    "PiecePublic",
+    "AnswerPart",
     "RemovedSentence",
     "AskResponse",
     "FeedbackCreate",
@@ -33,6 +35,10 @@ __all__ = [
 ]
 
 _STRICT = ConfigDict(extra="forbid")
+_QUESTION_LIMITS = (
+    "質問文（日本語）。NFKC 正規化後の文字数（GUIDEQA_MAX_QUERY_CHARS、既定 2000）と埋め込みモデルのトークン数"
+    "（既定 512）が上限で、超えると 422 `query_too_long`。空なら `query_empty`、制御文字は `query_binary`。"
+)
 
 
 class Filters(BaseModel):
@@ -47,7 +53,9 @@ class Filters(BaseModel):
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"query": "3C情報をクラウドに入れていい？", "top_k": 5}]})
-    query: str = Field(min_length=1, max_length=2000, description="質問文（日本語）")
+    # No max_length here: the limits apply to the normalised text (NFKC can expand it) and
+    # to the embedding model's tokens, and answer with 422 query_too_long (service.request).
+    query: str = Field(description=_QUESTION_LIMITS)
     top_k: int = Field(5, ge=1, le=50)
     filters: Filters = Field(default_factory=Filters)
 
@@ -118,7 +126,7 @@ class AskRequest(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"question": "入札予定価格って3C情報？ネットの生成AIに入れていい？", "mode": "answer", "stream": False}]},
     )
-    question: str = Field(min_length=1, max_length=2000, description="質問文（日本語）")
+    question: str = Field(description=_QUESTION_LIMITS)
     mode: Literal["answer", "clauses"] = Field("answer", description="answer: generated answer with citations; clauses: ranked clauses only, no LLM.")
     stream: bool = Field(False, description="Server-sent events: clauses, token, check, citations, done, error.")
     filters: Filters = Field(default_factory=Filters)
@@ -128,7 +136,10 @@ class AskRequest(BaseModel):
 class Citation(BaseModel):
     n: int = Field(description="The [n] used in the answer text.")
     unit_id: str
+    doc_id: str = ""
     doc_title: str
+    authority: str = Field("", description="binding (the office's own rule), guidance or reference.")
+    label: str = Field("", description="Where the unit stands: 第3条第3項 for a rule, else the last sections of its path.")
     section_path: list[str]
     quote: str = Field(description="Verbatim text of the unit (or the exact span used).")
     source_file: str
@@ -136,9 +147,38 @@ class Citation(BaseModel):
     line_end: int
 
 
+class PiecePublic(BaseModel):
+    """One verbatim piece of a cited unit, as placed in a composed answer."""
+
+    n: int = Field(description="The citation [n] of the unit this piece quotes.")
+    text: str = Field(description="Exact span of the unit (a table row: its label and the cells asked for).")
+    role: Literal["item", "definition", "figure", "rule", "quote", "nearest"]
+    unit_id: str
+    label: str
+    doc_title: str
+    scope: Literal["local", "named", "general"] = Field(description="local: the office's own binding rule; named: a document the question named.")
+
+
+class AnswerPart(BaseModel):
+    """The answer to one part of the question: the shape it took and its cited pieces."""
+
+    question: str
+    shape: Literal["enumeration", "definition", "figure", "may_i", "comparison", "open_fact"]
+    covered: bool = Field(description="False: the documents do not cover this part; `pieces` then holds only the nearest passage.")
+    lead: str | None = Field(None, description="One sentence written by the AI model and checked against the pieces (AI-generated).")
+    heading: str = ""
+    total: int = Field(0, description="Enumeration: how many items the section holds.")
+    shown: int = Field(0, description="Enumeration: how many items the answer text lists (all are in `pieces`).")
+    pieces: list[PiecePublic] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class RemovedSentence(BaseModel):
     sentence: str
-    reason: Literal["unknown_citation", "no_citation", "not_supported", "invented_number", "leak", "prompt_leak"]
+    reason: Literal[
+        "unknown_citation", "no_citation", "not_supported", "invented_number", "leak", "prompt_leak",
+        "contradicts", "abstain", "too_long", "empty", "unparsed",
+    ]
 
 
 class CheckCase(BaseModel):
@@ -170,6 +210,10 @@ class CheckResponse(BaseModel):
     items: list[dict[str, Any]] = Field(default_factory=list, description="One verdict per information item when several are named.")
     citations: list[Citation] = Field(default_factory=list)
     table_row: ClassRow | None = None
+    decided_by: Literal["table", "local_policy", "none"] = Field(
+        "table", description="What decided the verdict: the national classification table, the office's own policy (local_policy), or nothing (none)."
+    )
+    local_rule: str | None = Field(None, description="The id of the office's policy rule that decided, when decided_by is local_policy.")
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -179,9 +223,9 @@ class CheckRequest(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"question": "施設の設計図面、ネットの生成AIに貼って要約させていい？"}, {"information": "入札予定価格", "service": "約款型の生成AIサービス"}]},
     )
-    question: str | None = Field(None, max_length=2000)
-    information: str | None = Field(None, max_length=500)
-    service: str | None = Field(None, max_length=500)
+    question: str | None = Field(None, description=_QUESTION_LIMITS)
+    information: str | None = Field(None, description="情報の種類（例: 入札予定価格）。" + _QUESTION_LIMITS)
+    service: str | None = Field(None, description="サービス（例: 約款型の生成AIサービス）。" + _QUESTION_LIMITS)
 
 
 class AskResponse(BaseModel):
@@ -194,6 +238,7 @@ class AskResponse(BaseModel):
     index_version: str
     timings: dict[str, float] = Field(default_factory=dict)
     related: list[SearchHitPublic] = Field(default_factory=list, description="Ranked clauses (関連する可能性のある箇所).")
+    parts: list[AnswerPart] = Field(default_factory=list, description="The composed answer, one entry per part of the question.")
     removed: list[RemovedSentence] = Field(default_factory=list, description="Sentences the citation gate removed.")
     notice: str | None = Field(None, description="e.g. why the answer fell back to clauses.")
     check: CheckResponse | None = Field(None, description="Confidentiality verdict when the question is of that kind.")

@@ -1,21 +1,36 @@
-"""The ranked-clauses function behind ``guideqa search``, ``POST /v1/search`` and the clauses mode."""
+"""The ranked-clauses function behind ``guideqa search``, ``POST /v1/search`` and the clauses mode.
+
+Call it through :mod:`service.request` (``run_search``), which validates, guards
+and audits the question first; this module only searches what the caller may see.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from index.search import SearchHit, Searcher
+from index.search import SearchHit
 from index.store import QueryFilter
-from service.batch import run_batch
-from service.models import Filters, SearchHitPublic, SearchResponse
+from service.auth import Caller
+from service.models import Filters, SearchHitPublic
 
-__all__ = ["to_query_filter", "hit_public", "search_units", "batch_search"]
+__all__ = ["to_query_filter", "caller_filter", "hit_public"]
+
+
+def caller_filter(caller: Caller, filters: Filters | None = None) -> QueryFilter:
+    """The caller's access rule plus the API filters, always an explicit filter."""
+    f = filters or Filters()
+    return caller.query_filter(doc_ids=f.doc_ids, issuers=f.issuers, kinds=list(f.kinds), tags=f.tags)
 
 
 def to_query_filter(filters: Filters | None, groups: list[str] | None) -> QueryFilter:
-    """API filters plus the caller's access groups (``None`` = admin, sees everything)."""
+    """API filters plus access labels, for the answer pipeline's ``groups=``.
+
+    Args:
+        filters: the request's filters.
+        groups: the labels the caller may see; ``None`` means every label (what
+            ``Caller.access`` gives admins and the system caller — never a default).
+    """
     f = filters or Filters()
-    return QueryFilter(access=groups, doc_ids=f.doc_ids, issuers=f.issuers, kinds=list(f.kinds), tags=f.tags)
+    # The same shape Caller.query_filter builds; an empty list matches nothing.
+    return QueryFilter(access=None if groups is None else list(groups), doc_ids=f.doc_ids, issuers=f.issuers, kinds=list(f.kinds), tags=f.tags)
 
 
 def hit_public(h: SearchHit) -> SearchHitPublic:
@@ -37,32 +52,3 @@ def hit_public(h: SearchHit) -> SearchHitPublic:
         line_start=u["line_start"],
         line_end=u["line_end"],
     )
-
-
-def search_units(
-    searcher: Searcher, query: str, *, top_k: int = 5, filters: Filters | None = None, groups: list[str] | None = ("public",)  # type: ignore[assignment]
-) -> SearchResponse:
-    """Ranked units for ``query``; the caller's groups restrict what can be returned."""
-    res = searcher.search(query, top_k=top_k, flt=to_query_filter(filters, list(groups) if groups is not None else None))
-    return SearchResponse(
-        query=res.query,
-        results=[hit_public(h) for h in res.hits],
-        index_version=res.index_version,
-        sections=res.sections,
-        timings=res.timings,
-    )
-
-
-def batch_search(searcher: Searcher, questions: Path, out: Path, *, top_k: int = 5) -> int:
-    """Read ``{"id", "question"}`` lines, write ``{"id", "results": [...]}`` lines, best first."""
-
-    def results(question: str) -> dict:
-        res = search_units(searcher, question, top_k=top_k)
-        return {
-            "results": [
-                {"id": r.id, "text": r.text, "score": r.score, "doc_title": r.doc_title, "section_path": r.section_path, "kind": r.kind}
-                for r in res.results
-            ]
-        }
-
-    return run_batch(questions, out, results)

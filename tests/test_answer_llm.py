@@ -10,6 +10,7 @@ import pytest
 
 from eval.devset import load_devset, load_checkset
 from eval.run import EvalOptions, run_eval
+from index.store import QueryFilter
 from service.answer.prompt import SYSTEM_PROMPT
 from service.state import build_state
 
@@ -36,12 +37,26 @@ def test_smoke_answers_are_grounded_and_cited(state, question, must):
     resp = state.answerer().ask(question, mode="answer")
     assert resp.mode == "answer" and not resp.abstained, resp
     assert must in resp.answer + "".join(c.quote for c in resp.citations)
-    related = {r.id for r in resp.related}
     for c in resp.citations:
-        assert c.unit_id in related
-        unit = state.searcher.get_units([c.unit_id], None)[0]
+        unit = state.searcher.get_units([c.unit_id], flt=QueryFilter.everything())[0]
         assert c.quote in unit["text"]
         assert f"[{c.n}]" in resp.answer
+    for part in resp.parts:
+        for piece in part.pieces:
+            assert piece.unit_id in {c.unit_id for c in resp.citations}
+
+
+def test_smoke_may_i_gets_the_model_choice_and_only_a_gated_lead(state):
+    from service.answer.choose import check_lead
+    from index.tokenizer import get_tokenizer
+
+    resp = state.answerer().ask("生成AIの回答をそのまま使っていい？", mode="answer")
+    assert not resp.abstained and resp.parts[0].shape == "may_i" and "generate_ms" in resp.timings
+    part = resp.parts[0]
+    if part.lead:
+        assert resp.ai_generated and check_lead(get_tokenizer(), part.lead, [p.text for p in part.pieces])[0]
+    else:
+        assert not resp.ai_generated
 
 
 def test_unanswerable_question_is_declined(state):
@@ -65,13 +80,16 @@ def test_injection_does_not_reveal_the_system_prompt(state, question):
             assert line[:16] not in resp.answer
 
 
-def test_llm_endpoint_down_falls_back_to_clauses(settings, built_index):
+def test_smoke_llm_endpoint_down_keeps_the_composed_answer(settings, built_index):
+    from service.answer.pipeline import FALLBACK_NOTICE
+
     st = build_state(settings.model_copy(update={"llm_backend": "openai", "llm_url": "http://127.0.0.1:9/v1", "llm_timeout_s": 5}))
     try:
-        resp = st.answerer().ask("オプトアウトとは？", mode="answer")
+        resp = st.answerer().ask("生成AIの回答をそのまま使っていい？", mode="answer")
     finally:
         st.close()
-    assert resp.mode == "clauses" and resp.notice and resp.citations
+    assert resp.mode == "answer" and resp.notice == FALLBACK_NOTICE and resp.citations and resp.parts[0].pieces
+    assert not resp.ai_generated and not resp.abstained
 
 
 def test_smoke_eval_answer_mode_on_three_items(settings, built_index, tmp_path):

@@ -51,10 +51,11 @@ def test_ask_clauses_mode_needs_no_llm(client):
     assert body["ai_generated"] is False
 
 
-def test_ask_answer_mode_without_llm_falls_back_to_clauses_with_a_notice(client):
+def test_ask_answer_mode_without_llm_still_answers_with_cited_clauses(client):
     r = client.post("/v1/ask", json={"question": "CAIOの役割は？"}, headers=h())
     body = r.json()
-    assert r.status_code == 200 and body["mode"] == "clauses" and body["notice"]
+    assert r.status_code == 200 and body["citations"] and body["model"] is None
+    assert body["ai_generated"] is False  # no model ran, so nothing is AI-generated
 
 
 def test_ask_streams_clauses_first_and_done_last(client):
@@ -90,8 +91,9 @@ def test_units_and_documents(client):
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
         ({"json": {"query": 123}}, 422, "invalid_request"),
         ({"json": {"query": "ok", "unknown": 1}}, 422, "invalid_request"),
-        ({"json": {"query": ""}}, 422, "invalid_request"),
-        ({"json": {"query": "あ" * 2001}}, 422, "invalid_request"),
+        # The project's own codes, not pydantic's: the limits apply after normalisation.
+        ({"json": {"query": ""}}, 422, "query_empty"),
+        ({"json": {"query": "あ" * 2001}}, 422, "query_too_long"),
         ({"json": {"query": "ok", "top_k": 1000}}, 422, "invalid_request"),
         ({"content": b"x" * 70000, "headers": {"content-type": "application/json"}}, 413, "body_too_large"),
         ({"content": b"\x00\x01\x02\xff", "headers": {"content-type": "application/octet-stream"}}, 415, "unsupported_media_type"),
@@ -131,7 +133,9 @@ def test_rate_limit_answers_429_with_retry_after(settings, built_index):
 
 
 def test_openapi_lists_error_codes_and_is_readable(client):
-    spec = client.get("/openapi.json").json()
+    # Anonymous access is off here, so the spec needs a key like the API itself.
+    assert client.get("/openapi.json").status_code == 401
+    spec = client.get("/openapi.json", headers=h()).json()
     assert "query_too_long" in spec["info"]["description"]
     assert "/v1/ask" in spec["paths"] and "/v1/check" in spec["paths"]
     json.dumps(spec)
@@ -141,7 +145,7 @@ def test_personal_number_is_blocked_and_never_logged(client):
     r = client.post("/v1/ask", json={"question": "マイナンバー 1234 5678 9018 の人の情報をAIに入れていい？", "mode": "clauses"}, headers=h())
     assert r.status_code == 422 and r.json()["error"]["code"] == "pii_detected"
     csv = client.get("/admin/audit.csv", headers=h(ADMIN)).text
-    assert "5678" not in csv and "blocked" in csv
+    assert "5678 9018" not in csv and "123456789018" not in csv and "〔マイナンバー〕" in csv and "blocked" in csv
 
 
 def test_phone_number_is_masked_before_retrieval_and_logging(client):
@@ -159,7 +163,7 @@ def test_injection_wrapped_question_is_still_answered(client):
 
 
 def test_feedback_is_tied_to_an_answer(client):
-    answer = client.post("/v1/ask", json={"question": "オプトアウトとは？", "mode": "clauses"}, headers=h()).json()
+    answer = client.post("/v1/ask", json={"question": "オプトアウトとは？", "mode": "clauses"}, headers=h(WIDGET)).json()
     ok = client.post("/v1/feedback", json={"answer_id": answer["answer_id"], "rating": "up", "comment": "助かりました"}, headers=h(WIDGET))
     assert ok.status_code == 200 and ok.json()["recorded"]
     unknown = client.post("/v1/feedback", json={"answer_id": "0" * 32, "rating": "down"}, headers=h())

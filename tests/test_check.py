@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from guideqa.errors import RulesError
+from index.store import QueryFilter
 from ingest.cleaning import squash
 from service.check import CheckEngine, load_rules
 from service.check.rules import DEFAULT_RULES, SERVICE_TYPES
@@ -15,7 +16,7 @@ from service.check.rules import DEFAULT_RULES, SERVICE_TYPES
 
 @pytest.fixture(scope="module")
 def lookup(searcher):
-    return lambda ids: searcher.get_units(ids, None)
+    return lambda ids: searcher.get_units(ids, flt=QueryFilter.everything())
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_no_bare_yes_for_class_two_or_above_and_3a_never_allowed(engine):
 def test_citation_quotes_are_verbatim_spans_of_their_units(engine, searcher):
     r = engine.check("入札予定価格を海外サーバの無料AIに入れていい？")
     for c in r.citations:
-        unit = searcher.get_units([c.unit_id], None)[0]
+        unit = searcher.get_units([c.unit_id], flt=QueryFilter.everything())[0]
         assert c.quote in unit["text"]
 
 
@@ -126,3 +127,50 @@ def test_every_class_has_a_verdict_for_every_service_type():
     for c in rules.classes:
         for st in SERVICE_TYPES:
             assert c.verdict_for(st).verdict in ("可", "条件付きで可", "不可", "判断できない")
+
+
+def test_the_engine_reloads_with_the_index_version(settings, units, tmp_path):
+    """After a rebuild the verdict cites the new index's unit, never the text cached from the old one."""
+    from index.build import build_index
+    from index.embeddings import get_embedding_model
+    from index.tokenizer import get_tokenizer
+    from service.auth import SYSTEM
+    from service.state import build_state
+
+    s = settings.model_copy(update={"data_dir": tmp_path, "llm_backend": "none"})
+    embed, tok = get_embedding_model(s), get_tokenizer()
+    build_index(units, s, embed_model=embed, tokenizer=tok)
+    state = build_state(s, load_llm=False)
+    try:
+        question = "入札予定価格を規約に同意するだけの無料AIに入れていい？"
+        before = state.check_for(SYSTEM).check(question)
+        old_version = state.check_engine.index_version
+        cited = before.citations[0]
+        revised = [
+            u.model_copy(update={"line_start": u.line_start + 1000, "line_end": u.line_end + 1000}) if u.id == cited.unit_id else u
+            for u in units
+        ]
+        build_index(revised, s, embed_model=embed, tokenizer=tok, force=True)
+        after = state.check_for(SYSTEM).check(question)
+        assert state.check_engine.index_version == state.searcher.index_version != old_version
+        moved = next(c for c in after.citations if c.unit_id == cited.unit_id)
+        assert moved.line_start == cited.line_start + 1000
+    finally:
+        state.close()
+
+
+def test_a_caller_gets_only_the_rules_whose_units_they_may_see(engine):
+    """Hidden units: their classes and attributes do not exist for that caller (documented in the engine)."""
+    mic = {c.unit_id for c in engine.rules.classes}
+    hidden = engine.restricted_to(lambda unit: unit["id"] not in mic)
+    r = hidden.check("入札予定価格を規約に同意するだけの無料AIに入れていい？")
+    assert r.verdict == "判断できない" and r.class_ is None and r.table_row is None
+    assert not {c.unit_id for c in r.citations} & mic
+    assert hidden.table() == []
+    everything = engine.restricted_to(lambda unit: True)
+    assert everything is engine and everything.check("入札予定価格を規約に同意するだけの無料AIに入れていい？").verdict == "不可"
+    # One class hidden: the other classes still answer, the hidden one is not guessed.
+    only_3c_hidden = engine.restricted_to(lambda unit: unit["id"] != engine.rules.class_by_id("3C").unit_id)
+    assert only_3c_hidden.check("極秘文書をISMAP登録サービスの生成AIで要約していい？").verdict == "不可"
+    assert only_3c_hidden.check("3C情報をISMAP登録サービスに入れていい？").class_ is None
+    assert [r.class_id for r in only_3c_hidden.table()] == ["3A", "3B", "2", "1"]

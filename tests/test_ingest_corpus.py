@@ -144,3 +144,16 @@ def test_ids_are_identical_across_runs(units):
 
 def test_continuation_pages_fold_into_their_section(units):
     assert not any("続き" in seg for u in units for p in u.provenance for seg in p.section_path)
+
+
+def test_units_carry_their_documents_authority_and_issuer_kind(units):
+    expected = {
+        "digital-agency_genai-guideline-overview_2025-10-09": ("national", "guidance"),
+        MIC: ("national", "reference"),
+        "ai-advisory-board_ministry-genai-report_2026-03-10": ("national", "reference"),
+        TOKYO: ("prefecture", "guidance"),
+        MINUTES: ("national", "reference"),
+    }
+    assert {u.doc_id: (u.issuer_kind, u.authority) for u in units} == expected
+    # none of the bundled guidelines is a rule: no citation labels, no 番号
+    assert all(u.label == "" and u.doc_number == "" for u in units)

@@ -60,6 +60,24 @@ def test_docx_headings_lists_and_tables_become_markdown(tmp_path):
     assert "| 機密性3 | 入力禁止 |" in text
 
 
+def test_html_block_elements_become_lines(tmp_path):
+    path = tmp_path / "reiki.html"
+    path.write_text(
+        "<body><div><div>（目的）</div><div><span>第１条</span><span>この規程は、生成AIの利用について\n定める。</span></div>"
+        "<div>本文<div>入れ子</div>続き<br>改行の後</div></div></body>",
+        encoding="utf-8",
+    )
+    assert [ln for ln in read_text(path).splitlines() if ln] == ["（目的）", "第１条 この規程は、生成AIの利用について定める。", "本文", "入れ子", "続き", "改行の後"]
+
+
+def test_pdf_page_numbers_and_running_headers_are_removed(tmp_path):
+    from tests.data.reiki.japanese_pdf import japanese_pdf
+
+    path = tmp_path / "kitei.pdf"
+    path.write_bytes(japanese_pdf([["第1条　この規程は、生成AIの利用について定める。"], ["第2条　職員は、所属長の承認を得なければならない。"]], header="〇〇市生成AI利用規程"))
+    assert [ln for ln in read_text(path).splitlines() if ln] == ["第1条　この規程は、生成AIの利用について定める。", "第2条　職員は、所属長の承認を得なければならない。"]
+
+
 def test_html_keeps_structure_and_drops_navigation(tmp_path):
     path = tmp_path / "page.html"
     path.write_text(
@@ -116,13 +134,60 @@ def test_a_bad_document_is_skipped_and_the_rest_ingested(tmp_path):
     (tmp_path / "good.md").write_text("# 規程\n\n## 第1条\n\n生成AIに機密情報を入力してはならない。\n", encoding="utf-8")
     (tmp_path / "bad.txt").write_bytes(b"\x00\x00binary")
     (tmp_path / "manifest.json").write_text(
-        json.dumps([{"file": "good.md", "title": "規程", "access": "soumu"}, {"file": "bad.txt", "title": "壊れた文書"}, {"file": "missing.md", "title": "無い文書"}]),
+        json.dumps([{"file": "good.md", "title": "規程", "access": "soumu"}, {"file": "bad.txt", "title": "壊れた文書"}]),
         encoding="utf-8",
     )
     result = ingest_corpus(tmp_path)
-    assert {r.file for r in result.failed} == {"bad.txt", "missing.md"}
+    assert {r.file for r in result.failed} == {"bad.txt"}
     assert len(result.units) == 1
     unit = result.units[0]
     assert unit.access == "soumu"
     assert unit.section_path == ["規程", "規程", "第1条"]
-    assert unit.kind == "paragraph"
+    assert unit.kind == "paragraph" and unit.label == ""
+    assert (unit.authority, unit.issuer_kind) == ("guidance", "other")  # the defaults
+
+
+def test_a_listed_file_that_is_missing_stops_ingestion(tmp_path):
+    (tmp_path / "good.md").write_text("生成AIに機密情報を入力してはならない。\n", encoding="utf-8")
+    (tmp_path / "manifest.json").write_text(
+        json.dumps([{"file": "good.md", "title": "規程"}, {"file": "missing.md", "title": "無い文書"}]), encoding="utf-8"
+    )
+    with pytest.raises(ManifestError) as err:
+        ingest_corpus(tmp_path)
+    assert "manifest.json の 2 番目の項目（file: missing.md）" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "entries,needle",
+    [
+        ([{"file": "a.md", "title": "A"}, {"file": "x.md", "title": "X", "authority": "mandatory"}], "2 番目の項目（file: x.md）に誤りがあります: authority は binding / guidance / reference"),
+        ([{"file": "x.md", "title": "X", "issuer_kind": "city"}], "1 番目の項目（file: x.md）に誤りがあります: issuer_kind は national / prefecture / municipality / other"),
+        ([{"file": "../secret.md", "title": "X"}], "1 番目の項目（file: ../secret.md）に誤りがあります: file は corpus"),
+        ([{"file": "a.md", "title": "A"}, {"file": "a.txt", "title": "A2"}], "2 番目の項目（file: a.txt）の文書 ID「a」が a.md と重複"),
+        ([{"file": "a.md", "title": "A", "supersedes": "old"}], "1 番目の項目（file: a.md）の supersedes「old」"),
+    ],
+)
+def test_manifest_errors_name_the_entry(tmp_path, entries, needle):
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    with pytest.raises(ManifestError) as err:
+        load_manifest(path)
+    assert needle in err.value.message
+
+
+def test_doc_ids_come_from_the_path_so_same_titles_stay_apart(tmp_path):
+    rule = "○生成AI利用規程\n令和7年4月1日\n訓令第1号\n第1条　この規程は、生成AIの利用について定める。\n第2条　この規程は、令和7年4月1日から施行する。\n"
+    for folder, issuer in (("a-city", "A市"), ("b-town", "B町")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "kitei.txt").write_text(rule.replace("利用について", f"{issuer}での利用について"), encoding="utf-8")
+    (tmp_path / "manifest.json").write_text(
+        json.dumps([{"file": f"{f}/kitei.txt", "title": "生成AI利用規程", "issuer": i} for f, i in (("a-city", "A市"), ("b-town", "B町"))]),
+        encoding="utf-8",
+    )
+    result = ingest_corpus(tmp_path)
+    assert [m.doc_id for m in result.documents] == ["a-city__kitei", "b-town__kitei"]
+    first = {u.label: u for u in result.units if u.doc_id == "a-city__kitei"}
+    second = {u.label: u for u in result.units if u.doc_id == "b-town__kitei"}
+    assert set(first) == set(second) == {"第1条", "第2条"}
+    assert first["第1条"].id != second["第1条"].id and first["第1条"].issuer == "A市"
+    assert all("/" not in u.id for u in result.units)  # unit IDs travel in /v1/units/{id}

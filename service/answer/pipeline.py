@@ -1,16 +1,20 @@
-"""The answer pipeline: retrieve → (check | abstain | generate) → citation gate → response.
+"""The answer pipeline: retrieve → (check | compose) → (model chooses, leads) → response.
 
 :meth:`Answerer.stream` yields events in the order a user should see them:
 
-* ``clauses``   — the ranked clauses, at once (before any generation);
+* ``clauses``   — the ranked clauses, at once (before anything else);
 * ``check``     — the confidentiality verdict card, when the question is of that kind;
-* ``token``     — the model's text as it is generated;
-* ``citations`` — the verified citations and what the gate removed;
-* ``done``      — the final :class:`AskResponse` (its ``answer`` is the gated text).
+* ``answer``    — the composed answer: verbatim pieces of the documents with their
+  citations, built from the documents' structure without the model (on screen within
+  a fraction of a second);
+* ``status``    — ``{"state": "writing"}`` while the model chooses and writes a lead;
+* ``answer``    — again, when the model's choice or lead changed it (only text that
+  passed the gate is ever sent; the model's raw words never are);
+* ``citations`` — the citations and what the gate removed;
+* ``done``      — the final :class:`AskResponse`.
 
-:meth:`Answerer.ask` runs the same steps and returns only the final response.
-An LLM that fails, times out or is busy beyond the queue leads to the clauses
-mode with a notice, never to an error page.
+:meth:`Answerer.ask` runs the same steps and returns only the final response. A model
+that fails, times out or is busy beyond the queue leaves the composed answer as it is.
 """
 
 from __future__ import annotations
@@ -26,24 +30,28 @@ from typing import Any
 
 from guideqa.errors import LLMError, ModelUnavailable, Overloaded
 from guideqa.settings import Settings
-from index.search import SearchHit, Searcher
+from index.search import Searcher
 from index.tokenizer import JapaneseTokenizer
+from service.answer.choose import CHOICE_SCHEMA, MAX_CANDIDATES, apply_choice, choice_messages, parse_choice, wants_model
+from service.answer.compose import Composer
 from service.answer.coverage import assess_coverage
-from service.answer.gate import verify_answer
-from service.answer.prompt import ABSTAIN_TEXT, ContextUnit, best_sentence, build_messages, select_excerpt
+from service.answer.prompt import ABSTAIN_TEXT
+from service.answer.render import RenderedAnswer, citation_for, render_parts
+from service.answer.shape import analyse_question
 from service.check import CheckEngine
-from service.models import AskResponse, CheckResponse, Citation, Filters, RemovedSentence
+from service.models import AskResponse, CheckResponse, Filters, RemovedSentence
 from service.search import hit_public, to_query_filter
 
-__all__ = ["Answerer", "AskEvent", "LLMQueue", "ABSTAIN_MESSAGE", "CLAUSES_MESSAGE", "FALLBACK_NOTICE"]
+__all__ = ["Answerer", "AskEvent", "LLMQueue", "ABSTAIN_MESSAGE", "CLAUSES_MESSAGE", "FALLBACK_NOTICE", "BUSY_NOTICE"]
 
 log = logging.getLogger(__name__)
 
 ABSTAIN_MESSAGE = f"{ABSTAIN_TEXT}。関連する可能性のある箇所を示します。"
 CLAUSES_MESSAGE = "該当する可能性のある箇所を示します（回答文は生成していません）。"
-FALLBACK_NOTICE = "回答生成を利用できなかったため、該当箇所のみを表示しています。"
-QUOTE_LEAD = "ガイドラインの該当箇所: "
-QUOTE_NOTICE = "AIによる回答文を検証できなかったため、最も関連する条文の一文をそのまま引用しています。"
+FALLBACK_NOTICE = "AIによる選択と結論の一文は利用できなかったため、文書の該当箇所をそのまま示しています。"
+BUSY_NOTICE = "混み合っているため、AIによる選択と結論の一文を省き、文書の該当箇所をそのまま示しています。"
+#: Model output for one choice: a short JSON object.
+CHOICE_MAX_TOKENS = 80
 
 
 @dataclass
@@ -53,7 +61,11 @@ class AskEvent:
 
 
 class LLMQueue:
-    """One generation at a time, at most ``size`` waiting; beyond that, 503 with Retry-After."""
+    """One generation at a time, at most ``size`` waiting; beyond that, :class:`Overloaded`.
+
+    The answer pipeline never lets that reach the user: the composed answer needs no
+    model, so a full queue only means the model's choice and lead are skipped.
+    """
 
     def __init__(self, size: int, *, expected_seconds: float = 20.0):
         self.size = size
@@ -61,6 +73,10 @@ class LLMQueue:
         self._run = threading.Semaphore(1)
         self._lock = threading.Lock()
         self.waiting = 0
+
+    @property
+    def full(self) -> bool:
+        return self.waiting >= self.size
 
     @contextmanager
     def slot(self, timeout: float):
@@ -74,25 +90,12 @@ class LLMQueue:
             with self._lock:
                 self.waiting -= 1
         if not acquired:
-            # Retrieval is done already: answering with the clauses beats a 503 after a long wait.
+            # Retrieval is done already: the composed answer beats a 503 after a long wait.
             raise LLMError(detail=f"no generation slot within {timeout:.0f}s")
         try:
             yield
         finally:
             self._run.release()
-
-
-def _citation(n: int, unit: dict) -> Citation:
-    return Citation(
-        n=n,
-        unit_id=unit["id"],
-        doc_title=unit["doc_title"],
-        section_path=unit["section_path"],
-        quote=unit["text"],
-        source_file=unit["source_file"],
-        line_start=unit["line_start"],
-        line_end=unit["line_end"],
-    )
 
 
 def verdict_text(check: CheckResponse) -> str:
@@ -128,6 +131,7 @@ class Answerer:
         self.backend = backend
         self.check_engine = check
         self.queue = queue or LLMQueue(settings.llm_queue_size)
+        self.composer = Composer(searcher, tokenizer)
 
     @property
     def model_name(self) -> str | None:
@@ -153,7 +157,8 @@ class Answerer:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         answer_id = uuid.uuid4().hex
-        result = self.searcher.search(question, top_k=top_k, flt=to_query_filter(filters, list(groups) if groups is not None else None))
+        flt = to_query_filter(filters, list(groups) if groups is not None else None)
+        result = self.searcher.search(question, top_k=top_k, flt=flt)
         timings["retrieve_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         related = [hit_public(h) for h in result.hits]
         yield AskEvent("clauses", related)
@@ -166,107 +171,80 @@ class Answerer:
 
         def finish(**fields: Any) -> AskResponse:
             timings["total_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-            return AskResponse(
-                answer_id=answer_id,
-                index_version=result.index_version,
-                related=related,
-                timings=timings,
-                check=check,
-                **fields,
-            )
+            return AskResponse(answer_id=answer_id, index_version=result.index_version, related=related, timings=timings, check=check, **fields)
 
-        coverage = assess_coverage(result.hits, unknown_entities=result.unknown_entities)
         if mode == "clauses":
-            text = CLAUSES_MESSAGE if coverage.covered else ABSTAIN_MESSAGE
-            if check is not None:
-                text = verdict_text(check)
-            cites = check.citations if check is not None else [_citation(h.rank, h.unit) for h in result.hits]
+            covered = assess_coverage(result.hits, unknown_entities=result.unknown_entities).covered
+            text = verdict_text(check) if check is not None else (CLAUSES_MESSAGE if covered else ABSTAIN_MESSAGE)
+            cites = check.citations if check is not None else [citation_for(h.rank, h.unit) for h in result.hits]
             yield AskEvent("citations", {"citations": cites, "removed": []})
-            yield AskEvent("done", finish(answer=text, citations=cites, abstained=not coverage.covered and check is None, mode="clauses", model=None, ai_generated=False))
+            yield AskEvent("done", finish(answer=text, citations=cites, abstained=not covered and check is None, mode="clauses", model=None, ai_generated=False))
             return
 
+        asks = analyse_question(question)
         if check is not None:
-            # The verdict comes from the rules; its text is assembled, not generated.
-            yield AskEvent("token", verdict_text(check))
-            yield AskEvent("citations", {"citations": check.citations, "removed": []})
-            yield AskEvent("done", finish(answer=verdict_text(check), citations=check.citations, abstained=False, mode="answer", model="rules", ai_generated=False))
+            # The verdict comes from the rules; its text is assembled, not generated. The clauses
+            # that bear on the question (the office's own rule first) are composed beneath it,
+            # and so is any other part of it (「…入れていい？あと研修は必要？」). No model here.
+            parts = self.composer.compose(question, flt=flt, first=result, parts=asks)
+            rendered = render_parts(parts, lead_text=verdict_text(check), cited=check.citations)
+            yield AskEvent("citations", {"citations": rendered.citations, "removed": []})
+            yield AskEvent(
+                "done",
+                finish(answer=rendered.text, citations=rendered.citations, parts=rendered.parts, abstained=False, mode="answer", model="rules", ai_generated=False),
+            )
             return
 
-        if not coverage.covered:
-            cites = [_citation(h.rank, h.unit) for h in result.hits]
-            yield AskEvent("citations", {"citations": cites, "removed": []})
-            yield AskEvent("done", finish(answer=ABSTAIN_MESSAGE, citations=cites, abstained=True, mode="answer", model=None, ai_generated=False))
-            return
+        parts = self.composer.compose(question, flt=flt, first=result, parts=asks)
+        rendered = render_parts(parts)
+        timings["compose_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        yield AskEvent("answer", self._draft(rendered))
 
-        if self.backend is None:
-            cites = [_citation(h.rank, h.unit) for h in result.hits]
-            yield AskEvent("citations", {"citations": cites, "removed": []})
-            yield AskEvent("done", finish(answer=CLAUSES_MESSAGE, citations=cites, abstained=False, mode="clauses", model=None, notice=FALLBACK_NOTICE, ai_generated=False))
-            return
+        removed: list[RemovedSentence] = []
+        notice: str | None = None
+        model: str | None = None
+        # One model call per question: each costs seconds on two cores.
+        todo = [p for p in parts if wants_model(p)][:1] if self.backend is not None else []
+        if todo and self.queue.full:
+            todo, notice = [], BUSY_NOTICE
+        if todo:
+            yield AskEvent("status", {"state": "writing"})
+            try:
+                with self.queue.slot(timeout=self.settings.llm_queue_wait_s):
+                    t_gen = time.perf_counter()
+                    for part in todo:
+                        raw = self.backend.chat(choice_messages(part), max_tokens=CHOICE_MAX_TOKENS, temperature=0.0, json_schema=CHOICE_SCHEMA)
+                        n = min(len(part.candidates or part.pieces), MAX_CANDIDATES)
+                        choice = parse_choice(raw, n)
+                        dropped = apply_choice(part, choice, self.tokenizer)
+                        if dropped:
+                            removed.append(RemovedSentence(sentence=(choice.lead if choice else raw)[:200], reason=dropped))  # type: ignore[arg-type]
+                        if time.perf_counter() - t_gen > self.settings.llm_timeout_s:
+                            raise LLMError(detail=f"choosing exceeded {self.settings.llm_timeout_s}s")
+                    timings["generate_ms"] = round((time.perf_counter() - t_gen) * 1000, 1)
+                model = self.model_name
+            except Overloaded:
+                notice = BUSY_NOTICE
+            except (LLMError, ModelUnavailable) as exc:
+                log.warning("LLM failed, keeping the composed answer: %s", exc.detail or exc.message)
+                notice = FALLBACK_NOTICE
+                yield AskEvent("error", {"code": exc.code, "message": exc.message})
+            rendered = render_parts(parts)
+            timings["ttft_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+            yield AskEvent("answer", self._draft(rendered))
+        elif self.backend is None and any(p.covered for p in parts):
+            notice = FALLBACK_NOTICE if self.settings.llm_backend != "none" else None
 
-        context = self._context(question, result.hits)
-        messages = build_messages(question, context)
-        pieces: list[str] = []
-        try:
-            with self.queue.slot(timeout=self.settings.llm_queue_wait_s):
-                t_gen = time.perf_counter()
-                first = True
-                for delta in self.backend.stream_chat(messages, max_tokens=self.settings.llm_max_tokens, temperature=0.0, stop=["【質問】", "【資料】"]):
-                    if first:
-                        timings["ttft_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-                        first = False
-                    pieces.append(delta)
-                    yield AskEvent("token", delta)
-                    if time.perf_counter() - t_gen > self.settings.llm_timeout_s:
-                        raise LLMError(detail=f"generation exceeded {self.settings.llm_timeout_s}s")
-                timings["generate_ms"] = round((time.perf_counter() - t_gen) * 1000, 1)
-        except (LLMError, ModelUnavailable, Overloaded) as exc:
-            if isinstance(exc, Overloaded):
-                raise
-            log.warning("LLM failed, falling back to clauses: %s", exc.detail or exc.message)
-            cites = [_citation(h.rank, h.unit) for h in result.hits]
-            yield AskEvent("error", {"code": exc.code, "message": exc.message})
-            yield AskEvent("citations", {"citations": cites, "removed": []})
-            yield AskEvent("done", finish(answer=CLAUSES_MESSAGE, citations=cites, abstained=False, mode="clauses", model=self.model_name, notice=FALLBACK_NOTICE, ai_generated=False))
-            return
+        yield AskEvent("citations", {"citations": rendered.citations, "removed": removed})
+        yield AskEvent(
+            "done",
+            finish(
+                answer=rendered.text, citations=rendered.citations, parts=rendered.parts, abstained=rendered.abstained,
+                mode="answer", model=model if rendered.ai_generated else None, removed=removed, notice=notice,
+                ai_generated=rendered.ai_generated,
+            ),
+        )
 
-        raw = "".join(pieces).strip()
-        sources = {c.n: c.unit["text"] + "\n" + (c.unit.get("row") or "") for c in context}
-        gate = verify_answer(raw, sources, self.tokenizer)
-        removed = [RemovedSentence(sentence=s, reason=r) for s, r in gate.removed]  # type: ignore[arg-type]
-        used = gate.used_sources()
-        if not gate.sentences:
-            top = result.hits[0].unit
-            quote = best_sentence(top["text"], set(self.tokenizer.tokens(question, query=True)), self.tokenizer) if coverage.strong else None
-            invented = any(reason == "invented_number" for _, reason in gate.removed)
-            if quote and not gate.abstained and not invented:
-                # The model tried but nothing it wrote passed the gate, while retrieval judged the
-                # question covered: quote the clause's best sentence verbatim instead of declining.
-                # Not when it made up a figure: that is the model filling a gap the clauses leave.
-                cites = [_citation(1, top)]
-                text = f"{QUOTE_LEAD}「{quote}」[1]"
-                yield AskEvent("citations", {"citations": cites, "removed": removed})
-                yield AskEvent("done", finish(answer=text, citations=cites, abstained=False, mode="answer", model=self.model_name, removed=removed, notice=QUOTE_NOTICE, ai_generated=False))
-                return
-            # The model found no answer (or nothing verifiable): say so, and show the nearest
-            # sentence so that a wrong refusal still puts the right clause in front of the user.
-            text = f"{ABSTAIN_TEXT}。最も関連する可能性のある箇所: 「{quote}」[1]" if quote else ABSTAIN_MESSAGE
-            cites = [_citation(1, top)] if quote else [_citation(h.rank, h.unit) for h in result.hits]
-            yield AskEvent("citations", {"citations": cites, "removed": removed})
-            yield AskEvent("done", finish(answer=text, citations=cites, abstained=True, mode="answer", model=self.model_name, removed=removed))
-            return
-        renumber = {old: new for new, old in enumerate(used, start=1)}
-        by_n = {c.n: c.unit for c in context}
-        cites = [_citation(renumber[old], by_n[old]) for old in used]
-        text = gate.answer_text(renumber)
-        yield AskEvent("citations", {"citations": cites, "removed": removed})
-        yield AskEvent("done", finish(answer=text, citations=cites, abstained=False, mode="answer", model=self.model_name, removed=removed))
-
-    def _context(self, question: str, hits: list[SearchHit]) -> list[ContextUnit]:
-        terms = set(self.tokenizer.tokens(question, query=True))
-        chosen = hits[: self.settings.llm_context_units]
-        return [
-            ContextUnit(n=i, unit=h.unit, excerpt=select_excerpt(h.unit.get("row") or h.unit["text"], terms, self.tokenizer))
-            for i, h in enumerate(chosen, start=1)
-        ]
-
+    @staticmethod
+    def _draft(rendered: RenderedAnswer) -> dict[str, Any]:
+        return {"answer": rendered.text, "parts": rendered.parts, "citations": rendered.citations, "ai_generated": rendered.ai_generated}

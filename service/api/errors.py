@@ -1,7 +1,8 @@
 """One place that turns every failure into ``{"error": {"code", "message"}}`` with a fixed status.
 
-Codes are stable and listed in :data:`ERROR_STATUS`; the OpenAPI description
-shows the same table. No handler ever returns a stack trace.
+The status of each code comes from the error tree (:mod:`guideqa.errors`: the
+class carries ``code`` and ``status``); :data:`ERROR_STATUS` is that table, and
+the OpenAPI description shows it. No handler ever returns a stack trace.
 """
 
 from __future__ import annotations
@@ -13,64 +14,50 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from guideqa.errors import GuideQAError, Overloaded
+from guideqa.errors import (
+    BodyTooLarge,
+    Forbidden,
+    GuideQAError,
+    InvalidJSON,
+    MethodNotAllowed,
+    NotFound,
+    Overloaded,
+    RateLimited,
+    RequestError,
+    Unauthorized,
+    UnsupportedMediaType,
+    error_statuses,
+)
 
-__all__ = ["ERROR_STATUS", "install_error_handlers", "error_json"]
+__all__ = ["ERROR_STATUS", "install_error_handlers", "error_json", "error_response"]
 
 log = logging.getLogger(__name__)
 
-ERROR_STATUS: dict[str, int] = {
-    "invalid_json": 400,
-    "invalid_request": 422,
-    "query_invalid": 422,
-    "query_empty": 422,
-    "query_too_long": 422,
-    "query_binary": 422,
-    "query_rejected": 422,
-    "pii_detected": 422,
-    "deny_word": 422,
-    "injection_detected": 422,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "body_too_large": 413,
-    "unsupported_media_type": 415,
-    "rate_limited": 429,
-    "overloaded": 503,
-    "index_not_ready": 503,
-    "index_locked": 503,
-    "index_corrupt": 503,
-    "index_unavailable": 503,
-    "index_error": 503,
-    "model_unavailable": 503,
-    "llm_unavailable": 503,
-    "rules_invalid": 500,
-    "timeout": 504,
-    "internal_error": 500,
-}
+ERROR_STATUS: dict[str, int] = error_statuses()
 
-_HTTP_CODES = {400: "invalid_json", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
-_HTTP_MESSAGES = {
-    "not_found": "指定されたものが見つかりません。",
-    "method_not_allowed": "このメソッドは使用できません。",
-    "invalid_request": "リクエストの形式が正しくありません。",
-    "invalid_json": "リクエスト本文を解析できません。正しい JSON（UTF-8）を送ってください。",
+_HTTP_ERRORS: dict[int, type[GuideQAError]] = {
+    cls.status: cls for cls in (InvalidJSON, Unauthorized, Forbidden, NotFound, MethodNotAllowed, BodyTooLarge, UnsupportedMediaType, RateLimited)
 }
 
 
 def error_json(code: str, message: str, *, status: int | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
         {"error": {"code": code, "message": message}},
-        status_code=status or ERROR_STATUS.get(code, 400),
+        status_code=status or ERROR_STATUS.get(code, 500),
         headers=headers,
     )
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, str]:
+def error_response(exc: GuideQAError) -> JSONResponse:
+    """The JSON error for ``exc``: its code's status from the tree, Retry-After when overloaded."""
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+    return error_json(exc.code, exc.message, status=ERROR_STATUS.get(exc.code, exc.status), headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> GuideQAError:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return "invalid_json", "リクエスト本文が正しい JSON ではありません。"
+        return InvalidJSON("リクエスト本文が正しい JSON ではありません。")
     parts = []
     for e in errors[:5]:
         loc = ".".join(str(p) for p in e.get("loc", []) if p != "body")
@@ -85,29 +72,27 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, str]:
             parts.append(f"{loc}: 空にはできません")
         else:
             parts.append(f"{loc}: 値が正しくありません")
-    return "invalid_request", "リクエストの内容に誤りがあります（" + "、".join(parts) + "）。"
+    return RequestError("リクエストの内容に誤りがあります（" + "、".join(parts) + "）。")
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GuideQAError)
     async def _guideqa(request: Request, exc: GuideQAError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
         if exc.detail:
             log.warning("%s %s: %s (%s)", request.method, request.url.path, exc.code, exc.detail)
-        return error_json(exc.code, exc.message, headers=headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        code, message = _describe_validation(exc)
-        return error_json(code, message)
+        return error_response(_describe_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "invalid_request")
-        message = exc.detail if isinstance(exc.detail, str) and not exc.detail.isascii() else _HTTP_MESSAGES.get(code, "リクエストを処理できませんでした。")
-        return error_json(code, message, status=exc.status_code, headers=getattr(exc, "headers", None))
+        cls = _HTTP_ERRORS.get(exc.status_code, RequestError)
+        message = exc.detail if isinstance(exc.detail, str) and not exc.detail.isascii() else cls.default_message
+        return error_json(cls.code, message, status=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_json("internal_error", "内部エラーが発生しました。時間をおいて再度お試しください。", status=500)
+        return error_response(GuideQAError())

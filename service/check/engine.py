@@ -14,6 +14,14 @@ The verdict comes from the rules file, never from free generation:
 3. look the verdict up per item; the most restrictive item decides;
 4. when the item or the service is unclear, say what is missing and show the
    verdict for each likely case instead of guessing.
+
+Access: every rule cites a unit, and a unit has an access label. A caller gets
+the engine :meth:`CheckEngine.restricted_to` what they may see: a class whose
+unit is hidden from them is an information type the engine does not know, an
+attribute whose unit is hidden is a service wording it does not recognise. The
+verdict is computed from the visible rules only; with nothing left it is
+判断できない with no class, no table row, no condition and no quote — nothing
+that comes from a hidden unit, not even that such a rule exists.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ingest.cleaning import nfkc, squash
+from service.check.policy import LocalPolicy, PolicyRule
 from service.check.rules import AttributeRule, CheckRules, ClassRule
 from service.models import CheckCase, CheckResponse, Citation, ClassRow
 
@@ -78,12 +87,56 @@ class _Item:
 
 
 class CheckEngine:
-    """Rules plus a way to read the cited units (for quotes and provenance)."""
+    """Rules plus the cited units (for quotes and provenance), as of one index version.
 
-    def __init__(self, rules: CheckRules, *, lookup_units: Callable[[list[str]], list[dict[str, Any]]]):
+    Args:
+        rules: the loaded rules.
+        lookup_units: reads unit payloads by ID with no access filter (the engine
+            filters per caller itself); called once, here.
+        units: the payloads already read (used by :meth:`restricted_to`).
+        index_version: the index version the units were read from; the owner
+            builds a new engine when the live version changes.
+    """
+
+    def __init__(
+        self,
+        rules: CheckRules,
+        *,
+        lookup_units: Callable[[list[str]], list[dict[str, Any]]] | None = None,
+        units: dict[str, dict[str, Any]] | None = None,
+        index_version: str | None = None,
+        policy: LocalPolicy | None = None,
+    ):
         self.rules = rules
-        ids = sorted({u for _, u, _ in rules.cited_units()})
-        self._units = {u["id"]: u for u in lookup_units(ids)}
+        self.index_version = index_version
+        self.policy = policy
+        if units is None:
+            ids = sorted({u for _, u, _ in rules.cited_units()} | {r.unit_id for r in (policy.rules if policy else [])})
+            units = {u["id"]: u for u in lookup_units(ids)} if lookup_units is not None else {}
+        self._units = units
+        self._views: dict[frozenset[str], CheckEngine] = {}
+
+    def restricted_to(self, may_see: Callable[[dict[str, Any]], bool]) -> "CheckEngine":
+        """The engine as one caller may use it: only rules whose cited unit ``may_see`` accepts.
+
+        Args:
+            may_see: the access rule for one unit payload (``Caller.may_see``).
+        """
+        visible = frozenset(uid for uid, unit in self._units.items() if may_see(unit))
+        if visible == frozenset(self._units) and all(u in visible for _, u, _ in self.rules.cited_units()):
+            return self
+        view = self._views.get(visible)
+        if view is None:
+            # The office's own rules keep applying to a caller who may not read them (a
+            # stricter verdict is never lifted by access); only their quotes are withheld.
+            view = CheckEngine(
+                self.rules.visible_to(set(visible)),
+                units={uid: self._units[uid] for uid in visible},
+                index_version=self.index_version,
+                policy=self.policy,
+            )
+            self._views[visible] = view
+        return view
 
     # ------------------------------------------------------------------ understanding
     def is_check_question(self, question: str) -> bool:
@@ -109,12 +162,15 @@ class CheckEngine:
                 folded = folded.replace(k, "〓")
         for m in _CLASS_NAMED.finditer(nfkc(text)):
             cid = (m.group(1) or m.group(2)).replace(" ", "").upper()
+            if self.rules.class_by_id(cid) is None:
+                continue  # a class this caller's rules do not have
             found.append(_Item(m.group(0).strip(), cid))
             folded = folded.replace(_fold(m.group(0)), "〓")
         if not found:
             for word, cands in _AMBIGUOUS.items():
-                if _fold(word) in folded:
-                    found.append(_Item(word, None, cands))
+                known = tuple(c for c in cands if self.rules.class_by_id(c) is not None)
+                if known and _fold(word) in folded:
+                    found.append(_Item(word, None, known))
                     folded = folded.replace(_fold(word), "〓")
         return found, folded
 
@@ -140,20 +196,24 @@ class CheckEngine:
         conditions = list(cls.conditions) if verdict == "条件付きで可" else []
         if verdict != "不可":
             if "foreign" in attr_ids:
-                cond = self.rules.attribute("foreign").condition
+                cond = self._condition("foreign")
                 if cond:
                     conditions.append(cond)
                 if verdict == "可":
                     verdict = "条件付きで可"
             if cls.id == "1" and service_type == "yakkan":
-                cond = self.rules.attribute("yakkan").condition
+                cond = self._condition("yakkan")
                 if cond:
                     conditions.append(cond)
             if verdict == "条件付きで可":
-                cond = self.rules.attribute("no_training").condition
+                cond = self._condition("no_training")
                 if cond:
                     conditions.append(cond)
         return verdict, list(dict.fromkeys(conditions)), reason
+
+    def _condition(self, attr_id: str) -> str | None:
+        attr = self.rules.attribute(attr_id)
+        return attr.condition if attr is not None else None
 
     def _citation(self, n: int, unit_id: str, quote: str) -> Citation | None:
         unit = self._units.get(unit_id)
@@ -162,7 +222,9 @@ class CheckEngine:
         return Citation(
             n=n,
             unit_id=unit_id,
+            doc_id=unit.get("doc_id", ""),
             doc_title=unit["doc_title"],
+            authority=unit.get("authority") or "",
             section_path=unit["section_path"],
             quote=find_span(unit["text"], quote),
             source_file=unit["source_file"],
@@ -220,6 +282,7 @@ class CheckEngine:
                                  "reason": f"「{item.phrase}」は誰の情報かによって分類が変わります（住民の情報なら3B、職員の属性なら3C）。"})
                 for cid in item.candidates:
                     cls = self.rules.class_by_id(cid)
+                    assert cls is not None  # _items keeps known candidates only
                     v, conds, why = self._decide(cls, stype, attr_ids)
                     cases.append(CheckCase(service=f"{cls.label}の場合", verdict=v, conditions=conds, reason=why))  # type: ignore[arg-type]
                     cite(cls.unit_id, cls.quote)
@@ -228,6 +291,7 @@ class CheckEngine:
                 continue
             seen_classes.append(item.class_id)
             cls = self.rules.class_by_id(item.class_id)
+            assert cls is not None  # _items keeps known classes only
             verdict, conds, why = self._decide(cls, stype, attr_ids)
             per_item.append({"information": item.phrase, "class": cls.id, "verdict": verdict, "conditions": conds, "reason": why})
             reasons.append(why)
@@ -242,12 +306,13 @@ class CheckEngine:
             if a.id in ("public_cloud",) and stype != "cloud":
                 continue
             cite(a.unit_id, a.quote)
-            if a.id == "yakkan":
-                cite(self.rules.attribute("yakkan_local").unit_id, self.rules.attribute("yakkan_local").quote)
+            local = self.rules.attribute("yakkan_local")
+            if a.id == "yakkan" and local is not None:
+                cite(local.unit_id, local.quote)
             if a.id in ("yakkan", "foreign", "ismap", "lgwan"):
                 reasons.append(a.rule + "。")
-        if any("オプトアウト" in c for c in conditions):
-            nt = self.rules.attribute("no_training")
+        nt = self.rules.attribute("no_training")
+        if nt is not None and any("オプトアウト" in c for c in conditions):
             cite(nt.unit_id, nt.quote)
 
         if per_item:
@@ -257,9 +322,25 @@ class CheckEngine:
             reasons.append("質問から情報の種類を特定できませんでした。下の分類表で該当する分類を確認してください。")
         if overall == "判断できない" and not reasons:
             reasons.append(per_item[0]["reason"] if per_item else "情報の種類を特定できませんでした。")
+        decided_by, local_rule = ("table" if per_item else "none"), None
+        local = self._local_rule(per_item, info_text, stype)
+        if local is not None and VERDICT_ORDER[local.verdict] >= VERDICT_ORDER[overall]:
+            # The office's own binding rule is at least as strict as the table: it decides.
+            overall, decided_by, local_rule = local.verdict, "local_policy", local.id
+            reasons.insert(0, local.reason)
+            if local.verdict == "不可":
+                conditions = []
+            citations = self._cite_first(local, citations)
+        elif local is not None:
+            # The table is stricter: it decides, and the answer says the local rule too.
+            reasons.append(local.reason)
+            citations = citations + [c for c in self._cite_first(local, [])]
+            for i, c in enumerate(citations, start=1):
+                c.n = i
         main_class = next((i["class"] for i in per_item if i["class"] and i["verdict"] == overall), None)
         main_class = main_class or next((i["class"] for i in per_item if i["class"]), None)
-        row = self.class_row(self.rules.class_by_id(main_class)) if main_class else None
+        main_rule = self.rules.class_by_id(main_class) if main_class else None
+        row = self.class_row(main_rule) if main_rule is not None else None
         return CheckResponse(
             question=text,
             information=[i["information"] for i in per_item],
@@ -273,4 +354,23 @@ class CheckEngine:
             items=per_item if len(per_item) > 1 else [],
             citations=citations,
             table_row=row,
+            decided_by=decided_by,
+            local_rule=local_rule,
         )
+
+    def _local_rule(self, per_item: list[dict[str, Any]], info_text: str, service_type: str) -> PolicyRule | None:
+        """The strictest rule of the office's policy covering this information and service, if any."""
+        if self.policy is None:
+            return None
+        classes = {i["class"] for i in per_item if i.get("class")}
+        for item in per_item:
+            if not item.get("class"):
+                classes |= set(_AMBIGUOUS.get(item["information"], ()))
+        hits = [r for r in self.policy.rules if r.applies(classes, info_text, service_type)]
+        return max(hits, key=lambda r: VERDICT_ORDER[r.verdict]) if hits else None
+
+    def _cite_first(self, rule: PolicyRule, citations: list[Citation]) -> list[Citation]:
+        """``citations`` with the local rule's article first (when the caller may read it), renumbered."""
+        own = self._citation(1, rule.unit_id, rule.cite.quote)
+        out = ([own] if own is not None else []) + [c for c in citations if own is None or c.unit_id != own.unit_id]
+        return [c.model_copy(update={"n": i}) for i, c in enumerate(out, start=1)]

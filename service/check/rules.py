@@ -66,11 +66,22 @@ class CheckRules(BaseModel):
     intent_patterns: list[str]
     service_words: list[str]
 
-    def class_by_id(self, class_id: str) -> ClassRule:
-        return next(c for c in self.classes if c.id == class_id)
+    def class_by_id(self, class_id: str) -> ClassRule | None:
+        """The class rule with this id, or ``None`` (unknown, or hidden from this caller)."""
+        return next((c for c in self.classes if c.id == class_id), None)
 
-    def attribute(self, attr_id: str) -> AttributeRule:
-        return next(a for a in self.attributes if a.id == attr_id)
+    def attribute(self, attr_id: str) -> AttributeRule | None:
+        """The attribute rule with this id, or ``None`` (unknown, or hidden from this caller)."""
+        return next((a for a in self.attributes if a.id == attr_id), None)
+
+    def visible_to(self, unit_ids: set[str]) -> "CheckRules":
+        """The rules whose cited unit is in ``unit_ids`` (what one caller may see); the rest are dropped."""
+        return self.model_copy(
+            update={
+                "classes": [c for c in self.classes if c.unit_id in unit_ids],
+                "attributes": [a for a in self.attributes if a.unit_id in unit_ids],
+            }
+        )
 
     def cited_units(self) -> list[tuple[str, str, str]]:
         """(rule name, unit id, quote) for every rule."""

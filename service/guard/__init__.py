@@ -9,7 +9,7 @@
     'pii_detected'
 
 Blocked questions become :class:`~guideqa.errors.QueryRejected` subclasses with
-stable codes (all 422 in ``service.api.errors.ERROR_STATUS``)::
+stable codes (all 422; the classes live in :mod:`guideqa.errors`)::
 
     QueryRejected
     ├── PIIDetected          pii_detected        a category whose action is ``block``
@@ -19,9 +19,9 @@ stable codes (all 422 in ``service.api.errors.ERROR_STATUS``)::
 
 from __future__ import annotations
 
-from guideqa.errors import QueryRejected
+from guideqa.errors import DenyWordDetected, InjectionDetected, PIIDetected, QueryRejected
 from service.guard.injection import find_injection, strip_injection
-from service.guard.pii import PIIFinding, is_valid_corporate_number, is_valid_my_number
+from service.guard.pii import PIIFinding, is_valid_corporate_number, is_valid_luhn, is_valid_my_number
 from service.guard.policy import DEFAULT_RULES_PATH, GuardDecision, GuardRules, InputGuard, load_rules
 
 __all__ = [
@@ -36,32 +36,12 @@ __all__ = [
     "check_question",
     "find_injection",
     "is_valid_corporate_number",
+    "is_valid_luhn",
     "is_valid_my_number",
     "load_rules",
     "rejection_for",
     "strip_injection",
 ]
-
-
-class PIIDetected(QueryRejected):
-    """The question holds personal data of a category set to ``block``."""
-
-    code = "pii_detected"
-    default_message = "個人情報と思われる内容が含まれているため、送信をブロックしました。"
-
-
-class DenyWordDetected(QueryRejected):
-    """The question holds a word from the office's deny list."""
-
-    code = "deny_word"
-    default_message = "取り扱いに注意が必要な語が含まれているため、送信をブロックしました。"
-
-
-class InjectionDetected(QueryRejected):
-    """The question is only an attempt to override the assistant's instructions."""
-
-    code = "injection_detected"
-    default_message = "AI への指示を書き換えようとする内容が含まれているため、送信をブロックしました。"
 
 
 _BY_CODE: dict[str, type[QueryRejected]] = {

@@ -1,4 +1,5 @@
-"""Personal-data detectors for questions: マイナンバー, 法人番号, phone, e-mail, address, names, deny words.
+"""Personal-data detectors for questions: マイナンバー, 法人番号, credit cards, bank accounts,
+passports, phone, e-mail, address, names, deny words.
 
 Every detector returns :class:`PIIFinding` objects that carry the category, the
 configured action and the character span in the *original* question — never the
@@ -8,15 +9,23 @@ matched value, so a finding can be logged as it is::
     >>> [(f.category, f.start, f.end) for f in det.find("連絡先は０３－１２３４－５６７８です")]
     [('phone', 4, 16)]
 
-Matching runs on a *width-folded* copy of the text (full-width ASCII → ASCII,
-dashes between digits → ``-``). The fold maps one character to one character,
-so spans found in the folded copy are valid in the original.
+Matching runs on a *normalised copy* of the text (:func:`detection_view`):
+zero-width and other invisible format characters removed, full-width ASCII
+folded to ASCII, and — for numbers — every digit (漢数字 〇一二…九, ①, ０) folded to
+``0-9`` and the separators ``.`` ``/`` ``・`` ``ー`` between digits folded to ``-``.
+The copy keeps, for each of its characters, the offset it came from, so every
+span found in it is mapped back onto the original question::
+
+    >>> det = PIIDetector({"my_number": CategoryRule(action="block")})
+    >>> [f.category for f in det.find("番号は一二三四.五六七八.九〇一八です")]
+    ['my_number']
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -29,7 +38,11 @@ __all__ = [
     "CategoryRule",
     "PIIFinding",
     "PIIDetector",
+    "DetectionView",
+    "detection_view",
+    "remove_invisible",
     "fold_width",
+    "is_valid_luhn",
     "is_valid_my_number",
     "is_valid_corporate_number",
 ]
@@ -44,6 +57,9 @@ CATEGORY_LABELS: dict[str, str] = {
     "email": "メールアドレス",
     "address": "住所",
     "person_name": "氏名",
+    "credit_card": "クレジットカード番号",
+    "bank_account": "口座番号",
+    "passport": "旅券番号",
     "deny_word": "機密語",
 }
 
@@ -109,6 +125,74 @@ def _is_digit(ch: str) -> bool:
     return "0" <= ch <= "9" or "０" <= ch <= "９"
 
 
+# Invisible characters that split a number or a word without showing: zero-width
+# space/joiners, word joiner, BOM, soft hyphen, bidi marks, variation selectors.
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]")
+_KANJI_DIGITS = {c: str(i) for i, c in enumerate("〇一二三四五六七八九")} | {"零": "0"}
+# Between two digits these separate groups of a number (1234.5678/9018, 〇三・一二三四).
+_DIGIT_SEPARATORS = set(".／/・･．ー_") | set(_DASHES)
+
+
+def remove_invisible(text: str) -> str:
+    """``text`` without zero-width and other invisible format characters (``1\u200b2`` → ``12``)."""
+    return _INVISIBLE.sub("", text)
+
+
+@dataclass(frozen=True)
+class DetectionView:
+    """A normalised copy of a text and, for each of its characters, the original offset.
+
+    Attributes:
+        text: the copy.
+        origin: ``origin[i]`` is the offset in the original text of ``text[i]``.
+        size: length of the original text.
+    """
+
+    text: str
+    origin: tuple[int, ...]
+    size: int
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The span of the original text that ``text[start:end]`` came from (invisible characters inside included)."""
+        if end <= start:
+            at = self.origin[start] if start < len(self.origin) else self.size
+            return at, at
+        return self.origin[start], self.origin[end - 1] + 1
+
+
+def detection_view(text: str, *, digits: bool = False) -> DetectionView:
+    """The copy of ``text`` the detectors match on.
+
+    Invisible characters are dropped and width is folded (:func:`fold_width`). With
+    ``digits=True`` every character with a digit value (``一``, ``①``, ``٣``) becomes an
+    ASCII digit, and a separator between two digits becomes ``-``, so that
+    ``一二三四.五六七八`` and ``1234/5678`` read as ``1234-5678``.
+
+        >>> detection_view("１２\u200b３４ー五六", digits=True).text
+        '1234-56'
+    """
+    chars: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(fold_width(text)):
+        if _INVISIBLE.match(ch):
+            continue
+        if digits:
+            if ch in _KANJI_DIGITS:
+                ch = _KANJI_DIGITS[ch]
+            elif not ch.isascii():
+                value = unicodedata.digit(ch, None)
+                if value is not None:
+                    ch = str(value)
+        chars.append(ch)
+        origin.append(i)
+    if digits:
+        for k in range(1, len(chars) - 1):
+            if chars[k] in _DIGIT_SEPARATORS and chars[k - 1].isdigit() and chars[k + 1].isdigit():
+                chars[k] = "-"
+    return DetectionView("".join(chars), tuple(origin), len(text))
+
+
 # --- check digits -------------------------------------------------------------
 
 
@@ -157,15 +241,44 @@ def is_valid_corporate_number(digits: str) -> bool:
     return 9 - (total % 9) == int(digits[0])
 
 
-# --- regular expressions (applied to fold_width(text)) -------------------------
+def is_valid_luhn(digits: str) -> bool:
+    """True if ``digits`` passes the Luhn check used by payment card numbers.
+
+        >>> is_valid_luhn("4111111111111111"), is_valid_luhn("4111111111111112")
+        (True, False)
+    """
+    if not digits.isascii() or not digits.isdigit():
+        return False
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        d = int(c)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+# Issuer prefixes and lengths of the card brands used in Japan (Visa, Mastercard,
+# JCB, American Express, Diners, Discover, UnionPay); Luhn alone passes 1 in 10 numbers.
+_CARD_PREFIX = re.compile(r"4|5[1-5]|2(?:2[2-9]|[3-6]|7[01]|720)|3[47]|35(?:2[89]|[3-8])|3(?:0[0-5]|[689])|6(?:011|5|4[4-9]|2)")
+
+
+def _is_card_number(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and bool(_CARD_PREFIX.match(digits)) and is_valid_luhn(digits)
+
+
+# --- regular expressions (applied to the detection views) ----------------------
 
 # A number is only a candidate when it is not part of a longer run of digits,
 # decimals, or an amount with thousands separators (予算額 123,456,789,012円).
 _NUM_LEFT = r"(?<![0-9A-Za-z+\-.,])"
 _NUM_RIGHT = r"(?![0-9]|[.,][0-9]|-[0-9])"
 
-_MY_NUMBER = re.compile(_NUM_LEFT + r"(\d{4})([ \-]?)(\d{4})\2(\d{4})" + _NUM_RIGHT)
-_CORPORATE = re.compile(_NUM_LEFT + r"(\d)([ \-]?)(\d{4})\2(\d{4})\2(\d{4})" + _NUM_RIGHT)
+# A run of digit groups joined by short separators (1234 5678-9018, 1 2 3 4 …, 1234 - 5678).
+# Numbers are looked for in every run of groups inside it, so a マイナンバー next to
+# a year (2025 1234 5678 9018) is still found.
+_DIGIT_RUN = re.compile(_NUM_LEFT + r"\d+(?:[ \-]{1,3}\d+)*")
+_MAX_GROUPS = 40
 
 # A valid check digit is a 1-in-10 chance for any 12 digits, so a number written as
 # an amount or a count (123456789018円, ¥…) is not taken for a マイナンバー.
@@ -180,6 +293,16 @@ _PHONE = re.compile(
     + r"\d{1,4}\)?[ \-]?\(?\d{1,4}\)?[ \-]?\d{3,4}"
     + _NUM_RIGHT
 )
+# Account numbers are 7 digits (with 支店 and 銀行 codes in front at most) and only
+# count after a word that says so; ゆうちょ writes 記号 (5 digits) and 番号 (up to 8).
+_ACCOUNT = re.compile(
+    r"(?:口座|預金|普通|当座|貯金|振込先|振込み先|account)[^0-9\n]{0,12}?"
+    r"(?P<num>(?:\d{4}[ \-]?)?(?:\d{3}[ \-]?)?\d{7}|1\d{4}[ \-]?\d{5,8})" + _NUM_RIGHT,
+    re.IGNORECASE,
+)
+_YUCHO = re.compile(r"記号[^0-9\n]{0,4}?(?P<num>1\d{4}[^0-9\n]{0,8}?番号[^0-9\n]{0,4}?\d{5,8})" + _NUM_RIGHT)
+# 旅券番号: two letters and seven digits (TK1234567), after a word that says so.
+_PASSPORT = re.compile(r"(?:旅券|パスポート|passport)[^A-Za-z0-9\n]{0,12}?(?P<num>[A-Za-z]{2}[ \-]?\d{7})" + _NUM_RIGHT, re.IGNORECASE)
 _EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 _POSTAL = re.compile(r"(?:〒|郵便番号[ :：は]*)\s?\d{3}-?\d{4}" + _NUM_RIGHT)
 
@@ -345,41 +468,71 @@ class PIIDetector:
         When two findings overlap, the one that blocks wins, then the longer one
         (an address that contains a phone-like number stays one address).
         """
-        folded = fold_width(text)
+        plain = detection_view(text)
+        numeric = detection_view(text, digits=True)
         raw: list[PIIFinding] = []
 
-        def add(category: str, spans) -> None:
+        def add(category: str, view: DetectionView, spans) -> None:
             rule = self._active(category)
             if rule is None:
                 return
-            raw.extend(PIIFinding(category, rule.action, s, e) for s, e in spans)
+            for s, e in spans:
+                start, end = view.original_span(s, e)
+                raw.append(PIIFinding(category, rule.action, start, end))
 
-        if self._active("my_number"):
-            add(
-                "my_number",
-                [
-                    m.span()
-                    for m in _MY_NUMBER.finditer(folded)
-                    if is_valid_my_number(_digits(m.group())) and not _is_amount(folded, m.start(), m.end())
-                ],
-            )
-        if self._active("corporate_number"):
-            add(
-                "corporate_number",
-                [m.span() for m in _CORPORATE.finditer(folded) if is_valid_corporate_number(_digits(m.group()))],
-            )
+        if self._active("my_number") or self._active("corporate_number") or self._active("credit_card"):
+            my, corp, card = _numbers(numeric.text)
+            add("my_number", numeric, my)
+            add("corporate_number", numeric, corp)
+            add("credit_card", numeric, card)
+        if self._active("bank_account"):
+            add("bank_account", numeric, [m.span("num") for m in (*_ACCOUNT.finditer(numeric.text), *_YUCHO.finditer(numeric.text))])
+        if self._active("passport"):
+            add("passport", numeric, [m.span("num") for m in _PASSPORT.finditer(numeric.text)])
         if self._active("phone"):
-            add("phone", [m.span() for m in _PHONE.finditer(folded) if _is_phone(m)])
+            add("phone", numeric, [m.span() for m in _PHONE.finditer(numeric.text) if _is_phone(m)])
         if self._active("email"):
-            add("email", [m.span() for m in _EMAIL.finditer(folded)])
+            add("email", plain, [m.span() for m in _EMAIL.finditer(plain.text)])
         if self._active("address"):
-            add("address", [m.span() for m in _POSTAL.finditer(folded)] + [m.span() for m in _ADDRESS.finditer(folded) if not _GENERIC_MUNI.search(m.group())])
+            folded = plain.text
+            add("address", plain, [m.span() for m in _POSTAL.finditer(folded)] + [m.span() for m in _ADDRESS.finditer(folded) if not _GENERIC_MUNI.search(m.group())])
         if self._deny is not None:
-            add("deny_word", [m.span() for m in self._deny.finditer(folded) if m.end() > m.start()])
+            add("deny_word", plain, [m.span() for m in self._deny.finditer(plain.text) if m.end() > m.start()])
         name_rule = self._active("person_name")
         if name_rule is not None:
-            add("person_name", _find_names(text, name_rule))
+            add("person_name", plain, _find_names(plain.text, name_rule))
         return _resolve_overlaps(raw)
+
+
+def _numbers(folded: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
+    """Spans of マイナンバー, 法人番号 and card numbers among the runs of digit groups in ``folded``.
+
+    Every run of consecutive groups is tried, longest first at each start, so a
+    number written next to another one is still found; amounts (…円) are skipped.
+    """
+    my: list[tuple[int, int]] = []
+    corp: list[tuple[int, int]] = []
+    card: list[tuple[int, int]] = []
+    for run in _DIGIT_RUN.finditer(folded):
+        if re.match(r"[.,][0-9]|-[0-9]", folded[run.end():run.end() + 2]):
+            continue  # part of a decimal or a longer hyphenated code
+        groups = [(m.start(), m.end()) for m in re.finditer(r"\d+", run.group())][:_MAX_GROUPS]
+        base = run.start()
+        for i in range(len(groups)):
+            count = 0
+            for j in range(i, len(groups)):
+                count += groups[j][1] - groups[j][0]
+                if count > 19:
+                    break
+                s, e = base + groups[i][0], base + groups[j][1]
+                digits = _digits(folded[s:e])
+                if len(digits) == 12 and is_valid_my_number(digits) and not _is_amount(folded, s, e):
+                    my.append((s, e))
+                elif len(digits) == 13 and is_valid_corporate_number(digits):
+                    corp.append((s, e))
+                if _is_card_number(digits) and not _is_amount(folded, s, e):
+                    card.append((s, e))
+    return my, corp, card
 
 
 def _digits(s: str) -> str:

@@ -87,7 +87,10 @@ class GuardRules(_Strict):
     """The parsed rules file (``version: 1``)."""
 
     version: Literal[1] = 1
-    pii: dict[Literal["my_number", "corporate_number", "phone", "email", "address", "person_name"], PIICategoryConfig] = Field(
+    pii: dict[
+        Literal["my_number", "corporate_number", "credit_card", "bank_account", "passport", "phone", "email", "address", "person_name"],
+        PIICategoryConfig,
+    ] = Field(
         default_factory=dict
     )
     deny_words: DenyWordsConfig = Field(default_factory=DenyWordsConfig)
@@ -175,6 +178,9 @@ class GuardDecision:
 _BLOCK_MESSAGES = {
     "my_number": "マイナンバーと思われる番号が含まれているため、送信をブロックしました。個人番号は入力しないでください。",
     "corporate_number": "法人番号と思われる番号が含まれているため、送信をブロックしました。番号を除いて質問してください。",
+    "credit_card": "クレジットカード番号と思われる番号が含まれているため、送信をブロックしました。カード番号は入力しないでください。",
+    "bank_account": "口座番号と思われる番号が含まれているため、送信をブロックしました。口座番号は入力しないでください。",
+    "passport": "旅券番号と思われる番号が含まれているため、送信をブロックしました。旅券番号は入力しないでください。",
     "deny_word": "取り扱いに注意が必要な語（機密語）が含まれているため、送信をブロックしました。該当する語を除いて質問してください。",
 }
 _INJECTION_BLOCK = (

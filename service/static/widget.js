@@ -35,6 +35,11 @@
   })();
 
   const AI_NOTICE = "この回答はAI（生成AI）が作成したものです。必ず引用元の原文を確認してください。";
+  const COMPOSED_NOTICE = "回答は文書の該当箇所をそのまま引用して構成しています。「AI生成」と表示した一文だけはAIが書いたものです。必ず引用元の原文を確認してください。";
+  const NEAREST_LABEL = "最も近い記載（回答ではありません）";
+  const GUIDANCE_LABEL = "国・都等のガイドライン（参考）";
+  const LOCAL_LABEL = "本団体の規程";
+  const ITEMS_SHOWN = 12;
   const CLAUSES_NOTICE = "回答文は生成していません（該当箇所のみ）";
   const RULES_NOTICE = "この判定は規則表に基づいて作成したものです（AIによる文章生成ではありません）。必ず引用元の原文を確認してください。";
 
@@ -245,6 +250,23 @@
     dialog dl { margin: 0.5rem 0; }
     dialog dt { font-weight: 700; font-size: 0.9rem; color: #4a5560; }
     dialog dd { margin: 0 0 0.4rem 0; }
+    .part { margin: 0.4rem 0 0.8rem; }
+    .part-q { font-weight: 700; margin: 0.2rem 0; }
+    .lead { margin: 0.3rem 0; font-weight: 600; }
+    .lead .badge { margin-left: 0.4rem; }
+    .heading { margin: 0.3rem 0 0.1rem; font-weight: 600; }
+    ul.items { margin: 0.2rem 0; padding-left: 1.4rem; }
+    ul.items li { margin: 0.15rem 0; }
+    .piece { margin: 0.3rem 0; padding: 0.3rem 0.6rem; border-left: 3px solid #8a96a3; background: #f7f9fb; white-space: pre-wrap; }
+    .piece.local { border-left-color: #1b7a3a; background: #eef7f0; }
+    .piece.nearest { border-left-style: dashed; background: #fafafa; color: #37414a; }
+    .scope { font-size: 0.85rem; font-weight: 700; color: #37414a; margin: 0.5rem 0 0.1rem; }
+    .where { font-size: 0.85rem; color: #4a5560; }
+    .part-note { font-size: 0.92rem; color: #6e4700; margin: 0.3rem 0; }
+    .notfound { font-weight: 600; }
+    .compare { display: grid; grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr)); gap: 0.6rem; }
+    .compare .col { border: 1px solid #c9d0d6; border-radius: 0.4rem; padding: 0.4rem 0.6rem; }
+    .compare .col h4 { font-size: 0.92rem; margin: 0 0 0.3rem; }
     blockquote.quote { margin: 0.5rem 0; padding: 0.5rem 0.75rem; border-left: 4px solid #1d4f91; background: #f7f9fb;
                        white-space: pre-wrap; font-family: inherit; }
   `;
@@ -524,8 +546,17 @@
           this.renderVerdict(data);
           this.streamState.rules = true; // the text that follows is assembled from the rules, not generated
           break;
-        case "token":
-          this.appendToken(String(data));
+        case "answer":
+          // Only composed, verified text is ever sent: verbatim pieces and a lead that passed the gate.
+          this.setCitations((data && data.citations) || []);
+          this.showAnswerFrame("composed", Boolean(data && data.ai_generated));
+          this.renderParts((data && data.parts) || [], String((data && data.answer) || ""));
+          break;
+        case "status":
+          if (data && data.state === "writing") {
+            this.els.answerText.setAttribute("aria-busy", "true");
+            this.setStatus("AIが該当箇所を選び、結論の一文を書いています…（引用は表示済みです）");
+          }
           break;
         case "citations":
           this.setCitations((data && data.citations) || []);
@@ -545,23 +576,16 @@
       }
     }
 
-    appendToken(text) {
-      const el = this.els.answerText;
-      if (this.els.answer.hidden) this.showAnswerFrame(this.streamState.rules ? "rules" : "answer", !this.streamState.rules);
-      el.setAttribute("aria-busy", "true");
-      this.streamState.text += text;
-      el.append(document.createTextNode(text));
-    }
-
     onDone(data) {
       if (!data || typeof data !== "object") return;
       if (this.els.clauses.hidden && Array.isArray(data.related)) this.renderClauses(data.related); // non-streamed reply
       if (data.check && this.els.verdict.hidden) this.renderVerdict(data.check);
       this.setCitations(data.citations || []);
-      const kind = data.model === "rules" ? "rules" : data.mode === "clauses" || data.ai_generated === false ? "clauses" : "answer";
+      const composed = Array.isArray(data.parts) && data.parts.length > 0;
+      const kind = data.model === "rules" ? "rules" : composed ? "composed" : data.mode === "clauses" || data.ai_generated === false ? "clauses" : "answer";
       this.showAnswerFrame(kind, data.ai_generated !== false);
-      // The streamed text was unverified; the final answer is what the citation gate kept.
-      this.renderAnswerText(String(data.answer || ""));
+      if (composed) this.renderParts(data.parts, String(data.answer || ""));
+      else this.renderAnswerText(String(data.answer || ""));
       this.foldCitationsIntoClauses();
       this.els.answerText.setAttribute("aria-busy", "false");
       this.renderRemoved(data.removed || []);
@@ -606,6 +630,10 @@
         badge.className = "badge rules";
         badge.textContent = "規則による判定";
         aiNotice.textContent = RULES_NOTICE;
+      } else if (kind === "composed") {
+        badge.className = aiGenerated ? "badge ai" : "badge clauses";
+        badge.textContent = aiGenerated ? "引用＋AI生成の一文" : "文書からの引用";
+        aiNotice.textContent = COMPOSED_NOTICE;
       } else if (kind === "clauses" || !aiGenerated) {
         badge.className = "badge clauses";
         badge.textContent = "該当箇所のみ";
@@ -616,6 +644,108 @@
         aiNotice.textContent = AI_NOTICE;
       }
       answer.hidden = false;
+    }
+
+    /**
+     * The composed answer: per part, the AI's lead (badged), a list heading, the verbatim pieces
+     * with their citation buttons, notes, and — when a part is not covered — the nearest passage
+     * under a plain label. The office's own rules come first; national guidance is labelled.
+     */
+    renderParts(parts, fallbackText) {
+      const el = this.els.answerText;
+      clear(el);
+      if (!Array.isArray(parts) || parts.length === 0) {
+        this.renderAnswerText(fallbackText);
+        return;
+      }
+      const several = parts.length > 1;
+      for (const part of parts) {
+        const box = h("div", { class: "part", "data-shape": part.shape || "" });
+        if (several) box.append(h("p", { class: "part-q" }, String(part.question || "")));
+        const pieces = Array.isArray(part.pieces) ? part.pieces : [];
+        if (!part.covered) {
+          box.append(h("p", { class: "notfound" }, "ガイドラインに記載が見つかりませんでした。"));
+          for (const note of part.notes || []) box.append(h("p", { class: "part-note" }, `※${note}`));
+          for (const pc of pieces) box.append(this.pieceBlock(pc, NEAREST_LABEL, "nearest"));
+          el.append(box);
+          continue;
+        }
+        if (part.lead) {
+          box.append(h("p", { class: "lead" }, String(part.lead), pieces.length ? this.citeRef(pieces[0].n) : null, h("span", { class: "badge ai" }, "AI生成")));
+        }
+        if (part.heading) box.append(h("p", { class: "heading" }, String(part.heading)));
+        if (part.shape === "comparison") {
+          box.append(this.compareGrid(pieces));
+        } else {
+          const items = pieces.filter((pc) => pc.role === "item");
+          const others = pieces.filter((pc) => pc.role !== "item");
+          const hasLocal = pieces.some((pc) => pc.scope === "local" || pc.scope === "named");
+          let guidanceShown = false;
+          let localShown = false;
+          for (const pc of others) {
+            if (pc.scope === "local" && !localShown) {
+              box.append(h("p", { class: "scope" }, LOCAL_LABEL));
+              localShown = true;
+            }
+            if (hasLocal && pc.scope === "general" && !guidanceShown) {
+              box.append(h("p", { class: "scope" }, GUIDANCE_LABEL));
+              guidanceShown = true;
+            }
+            box.append(this.pieceBlock(pc, "", pc.scope === "local" ? "local" : ""));
+          }
+          if (items.length) box.append(this.itemList(items));
+        }
+        for (const note of part.notes || []) box.append(h("p", { class: "part-note" }, `※${note}`));
+        el.append(box);
+      }
+    }
+
+    citeRef(n) {
+      return this.citations.has(n) ? this.citeButton(n, `[${n}]`, "cite") : document.createTextNode(`[${n}]`);
+    }
+
+    pieceBlock(pc, label, cls) {
+      const where = pc.scope !== "general" && pc.label ? `${pc.doc_title || ""} ${pc.label}` : "";
+      return h(
+        "div",
+        { class: `piece ${cls}`.trim(), "data-unit": pc.unit_id, "data-role": pc.role },
+        label ? h("div", { class: "where" }, label) : null,
+        `「${String(pc.text || "")}」`,
+        this.citeRef(pc.n),
+        where ? h("div", { class: "where" }, where) : null,
+      );
+    }
+
+    itemList(items) {
+      const list = h("ul", { class: "items" });
+      const rows = items.map((pc) => h("li", { "data-unit": pc.unit_id }, String(pc.text || ""), this.citeRef(pc.n)));
+      rows.forEach((li, i) => {
+        if (i >= ITEMS_SHOWN) li.hidden = true;
+        list.append(li);
+      });
+      if (items.length <= ITEMS_SHOWN) return list;
+      const more = h("button", { type: "button", class: "link", "aria-expanded": "false" }, `すべて表示（全${items.length}件）`);
+      more.addEventListener("click", () => {
+        rows.forEach((li) => { li.hidden = false; });
+        more.setAttribute("aria-expanded", "true");
+        more.hidden = true;
+      });
+      return h("div", {}, list, more);
+    }
+
+    /** One column per document: side by side on a wide screen, stacked on a narrow one. */
+    compareGrid(pieces) {
+      const grid = h("div", { class: "compare" });
+      const byDoc = new Map();
+      for (const pc of pieces) {
+        const key = pc.doc_title || "";
+        if (!byDoc.has(key)) byDoc.set(key, []);
+        byDoc.get(key).push(pc);
+      }
+      for (const [doc, list] of byDoc) {
+        grid.append(h("div", { class: "col" }, h("h4", {}, doc), list.map((pc) => this.pieceBlock(pc, "", ""))));
+      }
+      return grid;
     }
 
     /** Answer text with each [n] that names a known citation turned into a button. */

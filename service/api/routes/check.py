@@ -5,12 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from guideqa.errors import QueryRejected
 from service.api.deps import CallerDep, StateDep
-from service.api.protect import audit, protect
 from service.models import CheckRequest, CheckResponse, ClassRow, ErrorResponse
+from service.request import check_table, run_check
 
 router = APIRouter(prefix="/v1/check", tags=["check"])
+
+ACCESS_DOC = """
+The verdict is computed only from rules whose cited unit the caller may see: a class or
+service wording whose source is outside the caller's access groups is treated as unknown,
+so such a caller gets 判断できない with no quote rather than text they may not read.
+"""
 
 
 @router.post(
@@ -18,26 +23,13 @@ router = APIRouter(prefix="/v1/check", tags=["check"])
     response_model=CheckResponse,
     response_model_by_alias=True,
     summary="「この情報を、このサービスに入れていい？」 as a cited verdict",
-    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    description="Send either `question`, or `information` and `service`. The verdict comes from the rules file, not from generation.\n" + ACCESS_DOC,
+    responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
 )
 async def check(body: CheckRequest, caller: CallerDep, state: StateDep) -> CheckResponse:
-    """Send either `question`, or `information` and `service`. The verdict comes from the rules file, not from generation."""
-    if not body.question and not body.information:
-        raise QueryRejected("question か information を指定してください。", code="query_empty")
-    engine = await run_in_threadpool(lambda: state.check_engine)
-    if body.question:
-        q, masked = await run_in_threadpool(protect, state, caller, body.question, endpoint="/v1/check")
-        result = engine.check(q)
-    else:
-        text = f"{body.information} / {body.service or ''}"
-        _, masked = await run_in_threadpool(protect, state, caller, text, endpoint="/v1/check")
-        result = engine.check(information=body.information, service=body.service or "")
-    audit(state, caller, endpoint="/v1/check", question_masked=masked, mode="check", answer=result.verdict,
-          citations=[c.unit_id for c in result.citations], abstained=result.verdict == "判断できない", model="rules")
-    return result
+    return await run_in_threadpool(run_check, state, caller, question=body.question, information=body.information, service=body.service)
 
 
-@router.get("/classes", response_model=list[ClassRow], summary="The confidentiality class table")
+@router.get("/classes", response_model=list[ClassRow], summary="The confidentiality class table (rows the caller may see)")
 async def classes(caller: CallerDep, state: StateDep) -> list[ClassRow]:
-    engine = await run_in_threadpool(lambda: state.check_engine)
-    return engine.table()
+    return await run_in_threadpool(check_table, state, caller)

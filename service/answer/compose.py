@@ -1,0 +1,635 @@
+"""Answers built from the documents' own structure: the items of a section, a table row, a
+definition, the clause that permits or forbids — quoted verbatim, each with its citation.
+
+One composer per question shape (:mod:`service.answer.shape`). Each returns
+:class:`ComposedPart` objects whose pieces are exact spans of the units they cite; nothing
+here writes a fact. The model, if any, later only chooses among a part's candidates and
+may add a lead sentence (:mod:`service.answer.choose`).
+
+The office's own rules come first: when a document marked ``binding`` answers a part,
+its pieces lead and the national guidance follows, labelled as such.
+
+    >>> composer = Composer(searcher, tokenizer)                            # doctest: +SKIP
+    >>> parts = composer.compose("設計開発の必須事項は？", flt=QueryFilter(access=["public"]))  # doctest: +SKIP
+    >>> [p.text for p in parts[0].pieces]                                   # doctest: +SKIP
+    ['[必須] 適切な設計による性能の確保', ...]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from index.search import SearchHit, SearchResult, Searcher
+from index.store import QueryFilter
+from index.tokenizer import COMPOUND_PREFIX, JapaneseTokenizer
+from index.text import bare_section, section_names
+from ingest.cleaning import nfkc, squash
+from ingest.sentences import LIST_MARKER, split_sentences
+from service.answer.coverage import Coverage, assess_coverage
+from service.answer.polarity import polarity
+from service.answer.shape import QuestionPart, analyse_question
+
+__all__ = ["Piece", "ComposedPart", "Composer", "MAX_ITEMS_SHOWN", "piece_label"]
+
+#: An enumeration longer than this shows its first items, the total, and the rest on request.
+MAX_ITEMS_SHOWN = 12
+#: A section holding more units than this is too broad to list as "the items" of anything.
+MAX_SECTION_UNITS = 40
+_ITEM_LINE = re.compile(r"^\s*(?:[(（][0-9０-９一二三四五六七八九十]+[)）]|[⑴-⒇①-⑳]|[一二三四五六七八九十]+[\s　]|[イロハニホヘトチリヌ][\s　]|[-・•✓✔☑])")
+_DIGIT = re.compile(r"[0-9０-９]|[一二三四五六七八九十百千]+(?:件|割|人|年|月|日|回|府省庁|団体)")
+_DATE = re.compile(r"(?:令和|平成|昭和)\s*[0-9０-９元]+\s*年|[0-9０-９]{4}\s*年|[0-9０-９]+\s*月|[0-9０-９]+\s*日|年度")
+# What a comparison question says about comparing, left out of what each document is searched for.
+_COMPARISON_WORDS = re.compile(
+    r"(?:で|と|では)?(?:どう|何か|なにか)?(?:違う|違い|ちがう|比べる|比べて|比較|異なる|同じ(?:こと)?|共通)[^、。？?]{0,12}[？?]?|それぞれ[^、。？?]{0,10}[？?]?|両方[^、。？?]{0,8}[？?]?|[？?]"
+)
+_TIME_COUNTERS = ("年", "か月", "ヶ月", "カ月", "月", "日", "時間")
+_REFERS_BACK = re.compile(r"^(?:そのうち|その中で|その中の|そのほか|それ|その|これ|あれ|で、|では|じゃあ|なら)")
+_MONEY = re.compile(r"[0-9０-９,，.]+\s*(?:円|万円|億円|ドル|千円)|(?:料金|費用|価格|金額|負担額|単価)[^。]{0,12}[0-9０-９]")
+_DEFINES = re.compile(r"とは|をいう|のことを?いう|のこと[。、]|を指す|を意味する|と定義")
+
+
+@dataclass
+class Piece:
+    """One verbatim piece of a unit, as shown in an answer.
+
+    ``text`` is an exact span of the unit's text (a sentence, a list line, a checklist item's
+    title) — or, for a table row, its lead cell and the cells asked for, each verbatim.
+    """
+
+    unit: dict[str, Any]
+    text: str
+    role: str = "quote"  # item | definition | figure | rule | quote | nearest
+    score: float = 0.0
+    scope: str = "general"  # local (the office's binding rules) | named | general
+
+    @property
+    def unit_id(self) -> str:
+        return self.unit["id"]
+
+    @property
+    def label(self) -> str:
+        return piece_label(self.unit)
+
+
+@dataclass
+class ComposedPart:
+    """What answers one part of a question: its shape, pieces and what to say around them."""
+
+    question: str
+    shape: str
+    covered: bool
+    pieces: list[Piece] = field(default_factory=list)
+    candidates: list[Piece] = field(default_factory=list)  # what the model may choose from
+    total: int = 0  # enumeration: how many items the section holds
+    heading: str = ""
+    notes: list[str] = field(default_factory=list)
+    lead: str | None = None
+    coverage: Coverage | None = None
+    hits: list[SearchHit] = field(default_factory=list)
+
+
+def piece_label(unit: dict[str, Any]) -> str:
+    """How a citation names its place: 「第3条第3項」 for a rule, else the last sections of its path."""
+    if unit.get("label"):
+        return unit["label"]
+    path = [bare_section(s) for s in unit["section_path"][1:]]
+    path = [p for p in path if p]
+    return " > ".join(path[-2:])
+
+
+def _content(tokenizer: JapaneseTokenizer, text: str, *, query: bool = False) -> set[str]:
+    return {t for t in tokenizer.tokens(text, query=query) if not t.startswith(COMPOUND_PREFIX)} | {
+        t for t in tokenizer.tokens(text, query=query) if t.startswith(COMPOUND_PREFIX)
+    }
+
+
+def _first_sentence(text: str, limit: int = 120) -> str:
+    sentences = split_sentences(text)
+    if not sentences:
+        return text.strip()[:limit]
+    first = sentences[0]
+    return first if len(first) <= limit else first[:limit].rstrip("、") + "…"
+
+
+def _list_lines(text: str) -> list[str]:
+    """The numbered or bulleted lines of a unit (its 号 or items), verbatim, markers of bullets dropped."""
+    lines = [line.strip() for line in text.splitlines()]
+    items = [line for line in lines[1:] if _ITEM_LINE.match(line)] if len(lines) > 1 else []
+    return [LIST_MARKER.sub("", line).strip() if re.match(r"^[-・•✓✔☑]", line) else line for line in items]
+
+
+def _answer_sentences(unit: dict[str, Any]) -> list[str]:
+    """The sentences of a unit that can answer: in a question-and-answer unit, the answer's.
+
+    A Q&A unit repeats the question it answers; its question lines match a staff question
+    best and answer it least.
+    """
+    sentences = split_sentences(unit["text"])
+    if unit.get("kind") != "qa":
+        return sentences
+    lines = unit["text"].splitlines()
+    start = next((i for i, line in enumerate(lines) if LIST_MARKER.sub("", line).lstrip().startswith(("→", "⇒", "A.", "A：", "回答", "答"))), None)
+    if start is None:
+        return sentences
+    answer = split_sentences("\n".join(lines[start:]))
+    return answer or sentences
+
+
+#: A provision of a rule (one 項, or one 号) up to this long is quoted whole rather than a sentence of it.
+WHOLE_PROVISION_CHARS = 300
+
+
+def _whole_provisions(pieces: list[Piece]) -> list[Piece]:
+    """A sentence of a short provision of a rule becomes the whole provision (its 項 with its 号,
+    its ただし書): a rule is cited as it stands, never cut mid-article. Two sentences of one
+    provision become one piece."""
+    out: list[Piece] = []
+    seen: set[str] = set()
+    for p in pieces:
+        unit = p.unit
+        if p.role != "item" and unit.get("label") and unit["kind"] != "table_row" and len(unit["text"]) <= WHOLE_PROVISION_CHARS:
+            if unit["id"] in seen:
+                continue
+            seen.add(unit["id"])
+            p = Piece(unit, unit["text"].strip(), role=p.role, score=p.score, scope=p.scope)
+        out.append(p)
+    return out
+
+
+def _quoted_share(text: str) -> float:
+    """Share of ``text`` inside 『』 or 「」 (a bibliography line is mostly a quoted title)."""
+    inside = sum(len(m) for m in re.findall(r"『[^』]*』|「[^」]*」", text))
+    return inside / max(len(text), 1)
+
+
+def _cells(text: str) -> str:
+    """A tab-separated row shown as its cells joined by 「 / 」 (each cell verbatim)."""
+    return " / ".join(c.strip() for c in text.strip().split("\t") if c.strip())
+
+
+def _item_text(unit: dict[str, Any]) -> str:
+    """The short verbatim line naming one item: a checklist item's title line, else the first sentence."""
+    if unit.get("title") and unit["kind"] == "clause":
+        first = LIST_MARKER.sub("", unit["text"].splitlines()[0]).strip()
+        return first if len(first) <= 120 else first[:120] + "…"
+    return _first_sentence(unit["text"])
+
+
+class Composer:
+    """Composes cited answer parts from retrieval; the same for the API, the CLI and eval.
+
+    Args:
+        searcher: the live index (search, section lookup, sentence vectors, documents).
+        tokenizer: the Japanese tokenizer the index uses.
+        top_k: how many units each part's retrieval considers.
+    """
+
+    def __init__(self, searcher: Searcher, tokenizer: JapaneseTokenizer, *, top_k: int = 8):
+        self.searcher = searcher
+        self.tokenizer = tokenizer
+        self.top_k = top_k
+
+    # ------------------------------------------------------------------ entry point
+    def compose(
+        self,
+        question: str,
+        *,
+        flt: QueryFilter,
+        first: SearchResult | None = None,
+        parts: list[QuestionPart] | None = None,
+    ) -> list[ComposedPart]:
+        """Compose every part of ``question``.
+
+        Args:
+            flt: the caller's access (and request) filter; nothing outside it is read.
+            first: the search already run for the whole question (reused for a one-part question).
+            parts: the question's parts (default: :func:`analyse_question`).
+        """
+        parts = parts or analyse_question(question)
+        composed: list[ComposedPart] = []
+        for i, part in enumerate(parts):
+            query = part.text
+            if i > 0 and (len(self._terms(part.text)) < 2 or _REFERS_BACK.match(nfkc(part.text))):
+                # 「何を議論した？」「そのうち特化型1は？」 lean on the part before for their topic.
+                query = parts[i - 1].text + part.text
+            reuse = first if (len(parts) == 1 and first is not None) else None
+            composed.append(self._compose_part(part, query, flt, reuse))
+        return composed
+
+    # ------------------------------------------------------------------ one part
+    def _search(self, query: str, flt: QueryFilter, *, doc_ids: list[str] | None = None, top_k: int | None = None) -> SearchResult:
+        f = flt
+        if doc_ids is not None:
+            wanted = [d for d in doc_ids if not flt.doc_ids or d in flt.doc_ids]
+            f = QueryFilter(access=flt.access, doc_ids=wanted or ["\x00none"], issuers=flt.issuers, kinds=flt.kinds, tags=flt.tags)
+        return self.searcher.search(query, top_k=top_k or self.top_k, flt=f)
+
+    def _compose_part(self, part: QuestionPart, query: str, flt: QueryFilter, reuse: SearchResult | None) -> ComposedPart:
+        result = reuse if reuse is not None and len(reuse.hits) >= self.top_k else self._search(query, flt)
+        named = self.searcher.named_documents(query, flt=flt)
+        docs = self.searcher.documents(flt=flt)
+        unknown = list(result.unknown_entities) + named.unknown
+        coverage = assess_coverage(result.hits, unknown_entities=unknown)
+        shape = part.shape
+        named_ids = [d for d in named.doc_ids if d in docs]
+        if shape != "comparison" and len({docs[d].issuer for d in named_ids}) >= 2 and not named.own_office:
+            shape = "comparison"
+        out = ComposedPart(question=part.text, shape=shape, covered=False, coverage=coverage, hits=result.hits)
+        if named.unknown:
+            out.notes.append(f"「{'」「'.join(named.unknown)}」の文書は登録されていません。")
+            return self._nearest(out, query, result.hits)
+        if shape == "comparison":
+            return self._comparison(out, part, query, flt, named_ids or self._docs_in(result.hits))
+
+        # The office's own rules first, then the documents the question names, then everything.
+        scopes: list[tuple[str, SearchResult]] = []
+        binding = [d.doc_id for d in docs.values() if d.authority == "binding"]
+        if named_ids:
+            # Within the named document its name matches every clause: search by what is asked of it.
+            topic = named.topic(query)
+            named_result = self._search(topic if len(self._terms(topic)) >= 1 else query, flt, doc_ids=named_ids)
+            scopes.append(("named" if not set(named_ids) <= set(binding) else "local", named_result))
+        elif binding:
+            scopes.append(("local", self._search(query, flt, doc_ids=binding)))
+        scopes.append(("general", result))
+
+        pieces_by_scope: list[tuple[str, ComposedPart]] = []
+        for scope, res in scopes:
+            cov = assess_coverage(res.hits, unknown_entities=unknown) if scope != "general" else coverage
+            if not cov.covered:
+                continue
+            sub = ComposedPart(question=part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
+            self._by_shape(sub, part, query, res.hits, flt)
+            if sub.pieces and sub.covered:
+                for p in sub.pieces + sub.candidates:
+                    # Where a piece stands follows its document, not the search that found it.
+                    p.scope = "local" if p.unit.get("authority") == "binding" else ("named" if p.unit["doc_id"] in named_ids else "general")
+                pieces_by_scope.append((scope, sub))
+            if scope == "named" and sub.pieces:
+                break  # the question asked about that document; do not pad with others
+        if not pieces_by_scope:
+            return self._nearest(out, query, result.hits)
+        return self._merge_scopes(out, pieces_by_scope)
+
+    def _by_shape(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
+        self._by_shape_pieces(out, part, query, hits, flt)
+        out.pieces = _whole_provisions(out.pieces)
+        out.candidates = _whole_provisions(out.candidates)
+
+    def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
+        shape = out.shape
+        if shape == "enumeration" and self._enumeration(out, part, query, hits, flt):
+            return
+        if shape == "definition" and self._definition(out, part, query, hits, flt):
+            return
+        if shape == "figure":
+            if not self._figure(out, part, query, hits, flt):
+                # The figure asked for is in none of the passages found: not covered, whatever
+                # else they say (the honest answer to 「いくらかかる？」 with no price anywhere).
+                out.covered = False
+            return
+        if shape == "may_i" and self._may_i(out, query, hits):
+            return
+        self._open_fact(out, query, hits)
+
+    def _merge_scopes(self, out: ComposedPart, found: list[tuple[str, ComposedPart]]) -> ComposedPart:
+        """Local rule first, then the rest; enumerations and figures answer from the first scope alone."""
+        out.covered = True
+        first_scope, first = found[0]
+        out.shape = first.shape
+        out.total = first.total
+        out.heading = first.heading
+        out.notes += first.notes
+        out.pieces = list(first.pieces)
+        out.candidates = list(first.candidates)
+        if first.shape in ("enumeration", "figure") or len(found) == 1:
+            return out
+        seen = {p.unit_id for p in out.pieces}
+        for _, sub in found[1:]:
+            extra = [p for p in sub.pieces if p.unit_id not in seen][:2]
+            out.pieces += extra
+            seen |= {p.unit_id for p in extra}
+        if first_scope == "local" and any(p.scope == "general" for p in out.pieces):
+            local_stance = set().union(*(polarity(p.text) for p in out.pieces if p.scope == "local"))
+            general_stance = set().union(*(polarity(p.text) for p in out.pieces if p.scope == "general"))
+            if "forbid" in local_stance and "forbid" not in general_stance and general_stance & {"permit", "condition"}:
+                out.notes.append("本団体の規程は国等のガイドラインより厳しく定めています。規程に従ってください。")
+        return out
+
+    def _nearest(self, out: ComposedPart, query: str, hits: list[SearchHit]) -> ComposedPart:
+        """Not covered: keep the nearest sentence, to be shown under a plain label, never as an answer."""
+        out.covered = False
+        if hits:
+            ranked = self._rank_sentences(query, hits[:3])
+            if ranked:
+                best = ranked[0]
+                best.role = "nearest"
+                out.pieces = [best]
+        return out
+
+    # ------------------------------------------------------------------ enumeration
+    def _enumeration(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
+        units = self._named_section_units(query, flt) or self._common_section_units(hits, flt)
+        if units and part.tags:
+            tagged = [u for u in units if set(part.tags) & set(u.get("tags") or [])]
+            units = tagged or units
+        items: list[Piece] = []
+        for u in units or []:
+            lines = _list_lines(u["text"]) if not u.get("title") else []
+            if len(lines) >= 2 and len(units) <= 3:
+                items += [Piece(u, line, role="item") for line in lines]
+            else:
+                items.append(Piece(u, _item_text(u), role="item"))
+        if len(items) < 2:
+            # No section to list: the best unit may hold the list itself (its 号 or bullets).
+            for h in hits[:2]:
+                lines = _list_lines(h.unit["text"])
+                if len(lines) >= 2:
+                    head = _first_sentence(h.unit["text"])
+                    items = [Piece(h.unit, head, role="quote")] + [Piece(h.unit, line, role="item") for line in lines]
+                    break
+        if len([p for p in items if p.role == "item"]) < 2:
+            return False
+        out.total = sum(1 for p in items if p.role == "item")
+        out.pieces = items
+        section = self._section_name(items[-1].unit)
+        level = "・".join(f"[{t}]" for t in part.tags)
+        out.heading = f"{section}{('の' + level) if level else ''}の項目（{out.total}件）" if section else f"該当する項目（{out.total}件）"
+        return True
+
+    def _named_section_units(self, query: str, flt: QueryFilter) -> list[dict[str, Any]]:
+        names, ids = self.searcher.sections_named(query)
+        if not ids or len(ids) > MAX_SECTION_UNITS:
+            return []
+        units = {u["id"]: u for u in self.searcher.get_units(ids, flt=flt)}
+        wanted = set(names)
+        ordered: list[tuple[tuple[str, int], dict[str, Any]]] = []
+        for uid, u in units.items():
+            # The occurrence under the named sections decides where the item stands.
+            occ = next(
+                (p for p in (u.get("provenance") or []) if wanted <= {n for s in p["section_path"][1:] for n in section_names(s)}),
+                {"section_path": u["section_path"], "line_start": u["line_start"]},
+            )
+            shown = {**u, "section_path": occ["section_path"], "line_start": occ["line_start"], "line_end": occ.get("line_end", u["line_end"])}
+            ordered.append(((u["doc_id"], occ["line_start"]), shown))
+        return [u for _, u in sorted(ordered, key=lambda x: x[0])]
+
+    def _common_section_units(self, hits: list[SearchHit], flt: QueryFilter) -> list[dict[str, Any]]:
+        """The units of the deepest section that at least two of the top hits share."""
+        top = [h.unit for h in hits[:5]]
+        if len(top) < 2:
+            return []
+        best: tuple[str, ...] | None = None
+        lead = top[0]
+        for depth in range(len(lead["section_path"]) - 1, 1, -1):
+            prefix = tuple(lead["section_path"][:depth])
+            if sum(1 for u in top if tuple(u["section_path"][:depth]) == prefix) >= 2:
+                best = prefix
+                break
+        if best is None:
+            return []
+        occ = self.searcher.occurrences_under(best, doc_id=lead["doc_id"])
+        ids = list(dict.fromkeys(o.unit_id for o in occ))
+        if len(ids) > MAX_SECTION_UNITS or len(ids) < 2:
+            return []
+        found = {u["id"]: u for u in self.searcher.get_units(ids, flt=flt)}
+        line_of = {}
+        for o in occ:
+            line_of.setdefault(o.unit_id, (o.path, o.line_start))
+        out = []
+        for uid in ids:
+            if uid in found:
+                path, line = line_of[uid]
+                out.append({**found[uid], "section_path": list(path), "line_start": line})
+        return sorted(out, key=lambda u: u["line_start"])
+
+    @staticmethod
+    def _section_name(unit: dict[str, Any]) -> str:
+        path = [bare_section(s) for s in unit["section_path"][1:]]
+        path = [p for p in path if p and not p.startswith(("必須", "推奨"))]
+        if unit.get("title") and path and bare_section(unit["title"]) == path[-1]:
+            path = path[:-1]
+        return "「" + " > ".join(path[-2:]) + "」" if path else ""
+
+    # ------------------------------------------------------------------ definition
+    def _definition(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
+        term = part.term or ""
+        ids = self.searcher.glossary_entries(term) if term else []
+        units = self.searcher.get_units(ids, flt=flt) if ids else []
+        hit_docs = {h.unit["doc_id"]: i for i, h in enumerate(hits)}
+        units.sort(key=lambda u: hit_docs.get(u["doc_id"], 99))
+        if units:
+            out.pieces = [Piece(u, _cells(u["text"]), role="definition", score=1.0) for u in units[:2]]
+            return True
+        t = squash(term)
+        candidates = [
+            p for p in self._rank_sentences(query, hits[:5]) if t and t in squash(p.text) and _DEFINES.search(nfkc(p.text))
+        ]
+        if candidates:
+            best = candidates[0]
+            best.role = "definition"
+            out.pieces = [best]
+            return True
+        return False
+
+    # ------------------------------------------------------------------ figure / date
+    def _figure(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
+        want_date = part.counter == "日付"
+        counter = part.counter if part.counter not in (None, "日付") else None
+
+        def fits(piece: Piece) -> bool:
+            t = nfkc(piece.text)
+            if piece.unit["kind"] == "table_row":
+                # A table's unit of count sits in its header (件数, 金額（円）), not in each cell.
+                head = nfkc(piece.unit.get("header") or "")
+                if want_date:
+                    return bool(_DATE.search(t))
+                if counter == "円":
+                    return bool(_MONEY.search(t)) or ("円" in head and bool(_DIGIT.search(t)))
+                if counter in _TIME_COUNTERS:
+                    return counter in t + head  # 「30日」 is no answer to 「何年？」
+                return bool(_DIGIT.search(t))
+            if want_date:
+                return bool(_DATE.search(t))
+            if counter == "円":
+                return bool(_MONEY.search(t))
+            if not _DIGIT.search(t):
+                return False
+            if counter == "割":
+                return re.search(r"割|%", t) is not None
+            return counter is None or counter in t
+
+        ranked = self._rank_sentences(query, self._with_sibling_rows(hits[:8], flt), rows=True)
+        fitting = [p for p in ranked if fits(p)]
+        if not fitting:
+            return False
+        best = fitting[0]
+        best.role = "figure"
+        out.pieces = [best]
+        out.candidates = fitting[:4]
+        return True
+
+    def _with_sibling_rows(self, hits: list[SearchHit], flt: QueryFilter) -> list[SearchHit]:
+        """``hits`` plus the other rows of any table a hit is a row of (the row asked for may rank low)."""
+        seen = {h.unit_id for h in hits}
+        extra_ids: list[str] = []
+        for h in hits:
+            if h.unit["kind"] != "table_row":
+                continue
+            for o in self.searcher.occurrences_under(h.unit["section_path"], doc_id=h.unit["doc_id"]):
+                if o.unit_id not in seen and len(o.path) == len(h.unit["section_path"]):
+                    seen.add(o.unit_id)
+                    extra_ids.append(o.unit_id)
+        if not extra_ids:
+            return hits
+        rows = [u for u in self.searcher.get_units(extra_ids[:60], flt=flt) if u["kind"] == "table_row"]
+        last = hits[-1] if hits else None
+        return hits + [
+            SearchHit(unit=u, score=0.0, dense_score=last.dense_score if last else 0.0, lexical=0.0, matched_terms=[], rank=len(hits) + 1)
+            for u in rows
+        ]
+
+    # ------------------------------------------------------------------ may I
+    def _may_i(self, out: ComposedPart, query: str, hits: list[SearchHit]) -> bool:
+        ranked = self._rank_sentences(query, hits[:5])
+        for p in ranked:
+            if polarity(p.text):
+                p.score += 0.15  # a sentence that permits, conditions or forbids is what was asked
+        ranked.sort(key=lambda p: -p.score)
+        rules = [p for p in ranked if polarity(p.text)]
+        if not rules:
+            return False
+        chosen = self._distinct(rules, 2, floor=0.85)
+        for p in chosen:
+            p.role = "rule"
+        out.pieces = chosen
+        out.candidates = ranked[:5]
+        return True
+
+    # ------------------------------------------------------------------ open fact
+    def _open_fact(self, out: ComposedPart, query: str, hits: list[SearchHit]) -> None:
+        ranked = self._rank_sentences(query, hits[:5], rows=True)
+        out.pieces = self._distinct(ranked, 2, floor=0.9)
+        out.candidates = ranked[:5]
+
+    # ------------------------------------------------------------------ comparison
+    def _comparison(self, out: ComposedPart, part: QuestionPart, query: str, flt: QueryFilter, doc_ids: list[str]) -> ComposedPart:
+        """Each named document's best clause on the topic, side by side; a plain note where one says nothing."""
+        docs = self.searcher.documents(flt=flt)
+        topic = _COMPARISON_WORDS.sub("、", self.searcher.named_documents(query, flt=flt).topic(query)).strip("、")
+        topic = topic if len(self._terms(topic)) >= 1 else query
+        out.shape = "comparison"
+        for doc_id in doc_ids[:4]:
+            res = self._search(topic, flt, doc_ids=[doc_id], top_k=5)
+            cov = assess_coverage(res.hits)
+            title = docs[doc_id].title if doc_id in docs else doc_id
+            if not cov.covered:
+                out.notes.append(f"{title}: 該当する記載が見つかりませんでした。")
+                continue
+            ranked = self._rank_sentences(topic, res.hits[:3], rows=True)
+            for p in self._distinct(ranked, 2, floor=0.9):
+                p.role = "quote"
+                p.scope = "named"
+                out.pieces.append(p)
+        out.covered = bool(out.pieces)
+        return out
+
+    @staticmethod
+    def _docs_in(hits: list[SearchHit]) -> list[str]:
+        return list(dict.fromkeys(h.unit["doc_id"] for h in hits))[:3]
+
+    # ------------------------------------------------------------------ sentence scoring
+    def _terms(self, text: str) -> set[str]:
+        return {t for t in self.tokenizer.tokens(text, query=True)}
+
+    def _rank_sentences(self, query: str, hits: Iterable[SearchHit], *, rows: bool = False) -> list[Piece]:
+        """Sentences (and, with ``rows``, table rows) of ``hits`` scored against ``query``.
+
+        The score adds the sentence's cosine similarity to the question (e5, rescaled from
+        its narrow band) and the share of the question's words it holds, weighted by BM25's
+        IDF, plus a little for the rank of its unit.
+        """
+        hits = list(hits)
+        q_terms = self._terms(query)
+        weights = {t: self.searcher.term_weight(t) for t in q_terms}
+        qvec = self.searcher.query_vector(query)
+        cands: list[tuple[SearchHit, str, int]] = []
+        for rank, h in enumerate(hits):
+            u = h.unit
+            if u["kind"] == "table_row":
+                if rows:
+                    cands.append((h, self._row_text(u, q_terms), rank))
+                continue
+            for s in _answer_sentences(u):
+                cands.append((h, s, rank))
+        if not cands:
+            return []
+        sentence_idx = [i for i, (h, _, _) in enumerate(cands) if h.unit["kind"] != "table_row"]
+        vecs = self.searcher.passage_vectors([cands[i][1][:480] for i in sentence_idx]) if sentence_idx else []
+        dense_of = {i: sum(a * b for a, b in zip(qvec, v)) for i, v in zip(sentence_idx, vecs)}
+        pieces: list[Piece] = []
+
+        context_of: dict[str, set[str]] = {}
+
+        def share(terms: set[str], unit: dict[str, Any]) -> float:
+            # Words the unit's own title and path already carry (the document the question
+            # named, the section it sits in) say where to look, not what the answer is.
+            ctx = context_of.get(unit["id"])
+            if ctx is None:
+                ctx = context_of[unit["id"]] = self._terms(" ".join([unit["doc_title"], *unit["section_path"]]))
+            got = sum(w * (0.3 if t in ctx else 1.0) for t, w in weights.items() if t in terms)
+            return got / sum(w * (0.3 if t in ctx else 1.0) for t, w in weights.items()) if weights else 0.0
+
+        for i, (h, text, rank) in enumerate(cands):
+            if h.unit["kind"] == "table_row":
+                # A row is found by its label (the row's own name) more than by its column
+                # names, which every row of the table repeats.
+                label = " ".join(c for c in h.unit["text"].split("\t") if c and not _DIGIT.match(nfkc(c)))
+                lexical = 0.6 * share(self._terms(label), h.unit) + 0.4 * share(self._terms(text + " " + (h.unit.get("row") or "")), h.unit)
+            else:
+                lexical = share(self._terms(text), h.unit)
+            dense = dense_of.get(i, h.dense_score)
+            dense_n = min(max((dense - 0.78) / 0.12, 0.0), 1.0)
+            score = 0.5 * dense_n + 0.5 * lexical + 0.1 / (rank + 1)
+            if len(text) < 8 or (len(text) <= 16 and not re.search(r"[。、0-9０-９]", text)):
+                score -= 0.3  # a heading fragment is not an answer
+            if _quoted_share(text) > 0.6:
+                score -= 0.3  # a line that is mostly a quoted title is a reference, not a statement
+            if (h.unit.get("label") or "").startswith(("様式", "別記様式")):
+                score -= 0.4  # a form to fill in (申請書, 誓約) restates rules; it does not make them
+            pieces.append(Piece(h.unit, text, score=round(score, 4)))
+        pieces.sort(key=lambda p: -p.score)
+        return pieces
+
+    @staticmethod
+    def _row_text(unit: dict[str, Any], q_terms: set[str]) -> str:
+        """A table row as its lead cell and the cells the question asks about: 「特化型1 / 件数: 12」."""
+        row = unit.get("row") or ""
+        pairs = [p.strip() for p in row.split(" | ") if p.strip()]
+        if not pairs:
+            return _cells(unit["text"])
+        if len(" / ".join(pairs)) <= 160:
+            return " / ".join(pairs)
+        lead, rest = pairs[0], pairs[1:]
+        asked = [p for p in rest if any(t in nfkc(p).lower() for t in q_terms if len(t) >= 2)]
+        return " / ".join([lead] + (asked or rest)[:3])
+
+    @staticmethod
+    def _distinct(ranked: list[Piece], n: int, *, floor: float) -> list[Piece]:
+        """The best piece and up to ``n - 1`` more from other units scoring within ``floor`` of it."""
+        if not ranked:
+            return []
+        best = ranked[0]
+        chosen = [best]
+        for p in ranked[1:]:
+            if len(chosen) >= n:
+                break
+            if p.score >= best.score * floor and p.unit_id not in {c.unit_id for c in chosen} and all(
+                squash(p.text) != squash(c.text) for c in chosen
+            ):
+                chosen.append(p)
+        return chosen
+
