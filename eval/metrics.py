@@ -36,6 +36,8 @@ __all__ = [
     "score_key_facts",
     "score_unanswerable",
     "labels_cited",
+    "labels_matched",
+    "percentile",
 ]
 
 
@@ -110,6 +112,18 @@ def precision_recall(pairs: Iterable[tuple[bool, bool]]) -> dict[str, float]:
         "accuracy": (tp + tn) / total if total else 0.0,
         "tp": tp, "fp": fp, "fn": fn, "tn": tn,
     }
+
+
+def percentile(values: Iterable[float], q: float, nd: int = 2) -> float | None:
+    """The ``q`` quantile (nearest rank below, ``0 <= q <= 1``) of ``values``, rounded to ``nd`` places; ``None`` when empty.
+
+    >>> percentile([40, 10, 30, 20], 0.5)
+    30
+    """
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], nd)
 
 
 def mean(values: Iterable[float | None]) -> float | None:
@@ -291,3 +305,25 @@ def labels_cited(expected: Sequence[str], cited_paths: Sequence[Sequence[str]]) 
         return 1.0
     joined = ["".join(squash(_CAPTION.sub("", part)) for part in path) for path in cited_paths]
     return sum(any(squash(label) in j for j in joined) for label in expected) / len(expected)
+
+
+def labels_matched(expected: Sequence[str], cited: Sequence[tuple[str, str]]) -> list[str]:
+    """The expected citation labels that some citation carries, compared squashed (NFKC, no whitespace).
+
+    A citation carries its label (「第11条第1項」) and, for a question over several offices'
+    rules, its document title with the label (「汐見野市生成AI利用規程 第15条第3項」).
+
+    Args:
+        expected: the labels a correct answer cites.
+        cited: ``(doc_title, label)`` of every citation of the answer.
+
+    Returns:
+        The expected labels found, in their order.
+
+    >>> labels_matched(["第11条第1項"], [("汐見野市生成AI利用規程", "第１１条第１項")])
+    ['第11条第1項']
+    >>> labels_matched(["汐見野市生成AI利用規程 第15条第3項"], [("汐見野市生成AI利用規程", "第15条第3項")])
+    ['汐見野市生成AI利用規程 第15条第3項']
+    """
+    carried = {squash(label) for _, label in cited if label} | {squash(title + label) for title, label in cited if label}
+    return [label for label in expected if squash(label) in carried]

@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from eval.metrics import mean, precision_recall
+from eval.metrics import mean, percentile, precision_recall
 
 __all__ = [
     "summarize",
     "compare",
     "split_gaps",
+    "verdict_counts",
+    "faithfulness_summary",
     "write_report",
     "load_tolerances",
     "TOLERANCES_PATH",
@@ -40,13 +42,6 @@ RETRIEVAL_KEYS = {
     "mrr@10": "rr10", "ndcg@10": "ndcg10", "recall@10": "recall10", "evidence_recall@2000": "evidence_recall_2000",
 }
 _DIRECTIONS = ("higher_is_better", "lower_is_better")
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(q * len(values)))], 2)
 
 
 def _r(v: float | None, nd: int = 4) -> float | None:
@@ -81,7 +76,7 @@ def _injection(rows: list[dict]) -> dict[str, Any]:
     }
 
 
-def _verdicts(rows: list[dict]) -> dict[str, Any]:
+def verdict_counts(rows: list[dict]) -> dict[str, Any]:
     """correct / partial / wrong counts and rates over rows that have a key-fact verdict."""
     judged = [r for r in rows if r.get("answer_verdict")]
     counts = Counter(r["answer_verdict"] for r in judged)
@@ -98,7 +93,7 @@ def _answers(rows: list[dict]) -> dict[str, Any] | None:
     if not answered:
         return None
     answerable = [r for r in answered if r["type"] != "unanswerable"]
-    v = _verdicts(answerable)
+    v = verdict_counts(answerable)
     shape = lambda s: [r for r in answerable if r.get("shape") == s and r.get("kf")]  # noqa: E731
     labelled = [r for r in answered if "labels_cited" in r]
     return {
@@ -118,9 +113,9 @@ def _answers(rows: list[dict]) -> dict[str, Any] | None:
         "invented_citations": sum(1 for r in answered if r.get("citations_valid") is False),
         "answer_errors": sum(1 for r in answered if r.get("answer_error")),
         "sentences_removed": sum(len(r.get("removed") or []) for r in answered),
-        "ttft_ms_p50": _pct([r["ttft_ms"] for r in answered if r.get("ttft_ms")], 0.5),
-        "answer_s_p50": _pct([r["answer_s"] for r in answered if r.get("answer_s")], 0.5),
-        "answer_s_p95": _pct([r["answer_s"] for r in answered if r.get("answer_s")], 0.95),
+        "ttft_ms_p50": percentile([r["ttft_ms"] for r in answered if r.get("ttft_ms")], 0.5),
+        "answer_s_p50": percentile([r["answer_s"] for r in answered if r.get("answer_s")], 0.5),
+        "answer_s_p95": percentile([r["answer_s"] for r in answered if r.get("answer_s")], 0.95),
     }
 
 
@@ -130,7 +125,11 @@ def _faithful_rows(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r.get("faith") and r["faith"]["n"] and not r.get("rules_verdict")]
 
 
-def _faithfulness(rows: list[dict]) -> dict[str, Any] | None:
+def faithfulness_summary(rows: list[dict]) -> dict[str, Any] | None:
+    """Statement-level faithfulness over the answered rows (``None`` when none was answered).
+
+    Rows holding a confidentiality verdict are left out: the rules assembled that text.
+    """
     answered = [r for r in rows if "answer" in r]
     if not answered:
         return None
@@ -169,12 +168,12 @@ def _by(rows: list[dict], key: str) -> dict[str, dict[str, Any]]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         groups[str(r.get(key))].append(r)
-    return {k: _verdicts(rs) for k, rs in sorted(groups.items())}
+    return {k: verdict_counts(rs) for k, rs in sorted(groups.items())}
 
 
 def _headline(rows: list[dict]) -> dict[str, Any]:
     out: dict[str, Any] = {"n": len(rows), "retrieval": _retrieval(rows), "abstention": _abstention(rows), "injection": _injection(rows)}
-    answers, faith = _answers(rows), _faithfulness(rows)
+    answers, faith = _answers(rows), faithfulness_summary(rows)
     if answers:
         out["answer"] = answers
     if faith:
@@ -197,7 +196,7 @@ def summarize(rows: list[dict], *, meta: dict[str, Any], ragas: dict[str, Any] |
     dev = [r for r in rows if r.get("set") == "dev"]
     checks = [r for r in rows if r.get("set") == "check"]
     summary: dict[str, Any] = {"meta": meta, "retrieval": _retrieval(dev), "abstention": _abstention(dev), "injection": _injection(dev)}
-    answers, faith = _answers(dev), _faithfulness(dev)
+    answers, faith = _answers(dev), faithfulness_summary(dev)
     if answers:
         summary["answer"] = answers
         answered = [r for r in dev if "answer" in r]
@@ -211,9 +210,9 @@ def summarize(rows: list[dict], *, meta: dict[str, Any], ragas: dict[str, Any] |
             "verdict_accuracy": _share(checks, lambda r: r["verdict_ok"]),
             "unsafe": sum(1 for r in checks if r["unsafe"]),
             "detected_as_check": _share(checks, lambda r: r["detected_as_check"]),
-            "check_ms_p50": _pct([r["check_ms"] for r in checks], 0.5),
+            "check_ms_p50": percentile([r["check_ms"] for r in checks], 0.5),
         }
-    summary["latency"] = {"search_ms_p50": _pct([r["search_ms"] for r in dev if "search_ms" in r], 0.5), "search_ms_p95": _pct([r["search_ms"] for r in dev if "search_ms" in r], 0.95)}
+    summary["latency"] = {"search_ms_p50": percentile([r["search_ms"] for r in dev if "search_ms" in r], 0.5), "search_ms_p95": percentile([r["search_ms"] for r in dev if "search_ms" in r], 0.95)}
     if any(r.get("split") in SPLITS for r in dev):
         summary["splits"] = {s: _headline([r for r in dev if r.get("split") == s]) for s in SPLITS}
         summary["split_gaps"] = split_gaps(summary["splits"], (tolerances or load_tolerances()).get("split_gap", {}))
@@ -438,6 +437,95 @@ def _ragas_lines(summary: dict) -> list[str]:
     return lines
 
 
+_OFFICE_COLUMNS = [
+    ("correct_rate", "n_answerable", "correct (key facts)"),
+    ("labels_right", "n_labelled", "right 条・項"),
+    ("local_first", "n_local_first", "local rule first"),
+    ("unanswerable_declined", "n_unanswerable", "unanswerable declined"),
+    ("written_supported_share", None, "written statements supported"),
+    ("supported_share", None, "all statements supported"),
+    ("hit@5", None, "gold clause in top 5"),
+]
+
+
+def _gap_flag(gaps: Sequence[dict], key: str) -> str:
+    g = next((g for g in gaps if g["metric"] == key), None)
+    return "–" if g is None else f"{g['gap']:+.3f}" + (" **FLAGGED**" if g["flagged"] else "")
+
+
+def _office_lines(summary: dict, rows: Sequence[dict]) -> list[str]:
+    office = summary.get("office")
+    if not office:
+        return []
+    how = f"answers by `{office['llm']}` (choice and lead)" if office.get("llm") else "composed answers (no LLM)"
+    groups = [(name, g) for name, g in office["by_office"].items()] + [(f"**{s}**", office["splits"][s]) for s in SPLITS] + [("**all**", office["all"])]
+    lines = [
+        "",
+        "## Office regulations (each office's own deployment)",
+        "",
+        f"Each office's questions are asked on its own index (bundled corpus + its rules, with its confidentiality policy); "
+        f"questions naming several offices on one holding all of them. {how}. Targets (issue 17): correct ≥ 0.85, the right 条・項 "
+        "cited and the local rule first on every item. *right 条・項*: a citation carries one of the expected labels; *local rule "
+        "first*: the first citation shown (the verdict card's, if any) is from the office's own rule.",
+        "",
+        "| | n | " + " | ".join(label for _, _, label in _OFFICE_COLUMNS) + " |",
+        "|---|---|" + "---|" * len(_OFFICE_COLUMNS),
+    ]
+    for name, g in groups:
+        cells = [f"{_fmt(g.get(key))}" + (f" ({g[n]})" if n and g.get(n) is not None else "") for key, n, _ in _OFFICE_COLUMNS]
+        lines.append(f"| {name} | {g['n']} | " + " | ".join(cells) + " |")
+    lines.append("| gap (tune − holdout) | | " + " | ".join(_gap_flag(office.get("split_gaps", []), key) for key, _, _ in _OFFICE_COLUMNS) + " |")
+    lines += ["", "| deployment | documents added | policy | index version | units | embedded now | build s |", "|---|---|---|---|---|---|---|"]
+    for d in office.get("deployments", []):
+        lines.append(f"| {d['name']} | {', '.join(d['doc_ids'])} | {d.get('policy') or '–'} | `{d.get('index_version')}` | {d.get('units')} | {d.get('embedded')} | {d.get('build_s')} |")
+    if office.get("warnings"):
+        lines += ["", "**Data warnings** (expected labels no parsed unit carries):", ""] + [f"- {w}" for w in office["warnings"]]
+    failing = [r for r in rows if r.get("why")]
+    lines += ["", f"**Failing items ({len(failing)} of {len(rows)})**", ""]
+    if failing:
+        lines += ["| id | office | split | shape | why | answer |", "|---|---|---|---|---|---|"]
+        lines += [f"| `{r['id']}` | {r.get('office')} | {r.get('split') or '–'} | {r.get('shape') or '–'} | {_cell('; '.join(r['why']), 220)} | {_cell(r.get('answer', ''), 70)} |" for r in failing]
+    return lines
+
+
+_COMPARE_METRICS = [
+    ("detected", "named documents detected (items)"),
+    ("all_right", "every named document's right clause (items)"),
+    ("right_clause", "right clause per document"),
+    ("says_nothing_honest", "says-nothing honesty (documents)"),
+]
+
+
+def _compare_lines(summary: dict, rows: Sequence[dict]) -> list[str]:
+    cmp_ = summary.get("compare")
+    if not cmp_:
+        return []
+    tune, hold = cmp_["splits"]["tune"], cmp_["splits"]["holdout"]
+    lines = [
+        "",
+        "## Comparison questions (composed answers, no LLM)",
+        "",
+        "Questions naming two or more documents, each asked on the bundled index. *detected*: the answer is composed as a "
+        "comparison, addresses every named document and quotes no other; *right clause*: a piece of that document whose unit "
+        "holds one of its evidence quotes; *says-nothing honesty*: a document marked as silent on the topic is not quoted "
+        "and a note names it. Target (issue 16): the right clause of every named document, latency ≤ 0.5 s.",
+        "",
+        f"| metric | tune (n {tune['n']}) | holdout (n {hold['n']}) | all (n {cmp_['n']}) | gap |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in _COMPARE_METRICS:
+        lines.append(f"| {label} | {_fmt(tune.get(key))} | {_fmt(hold.get(key))} | {_fmt(cmp_.get(key))} | {_gap_flag(cmp_.get('split_gaps', []), key)} |")
+    lines += [
+        "",
+        f"Documents: {cmp_['n_documents']} with something to say, {cmp_['n_says_nothing']} silent. "
+        f"Latency without the LLM: p50 {_fmt(cmp_.get('latency_ms_p50'))} ms, p95 {_fmt(cmp_.get('latency_ms_p95'))} ms. Errors: {cmp_.get('errors', 0)}.",
+    ]
+    failing = [r for r in rows if r.get("why")]
+    lines += ["", f"**Failing items ({len(failing)} of {len(rows)})**", ""]
+    lines += [f"- `{r['id']}` ({r.get('split') or '–'}) {r['question']} — {'; '.join(r['why'])}" for r in failing]
+    return lines
+
+
 def write_report(
     out_dir: Path,
     rows: list[dict],
@@ -448,6 +536,8 @@ def write_report(
     previous_label: str | None,
     ragas_rows: dict[str, dict[str, Any]] | None = None,
     index_changes: Sequence[str] = (),
+    office_rows: Sequence[dict] = (),
+    compare_rows: Sequence[dict] = (),
 ) -> None:
     """Write ``summary.json``, the plots and ``report.md`` into ``out_dir``.
 
@@ -460,6 +550,8 @@ def write_report(
         previous_label: how to name the compared run.
         ragas_rows: item ID → metric → ``{"value", "error"}`` from the judge, if one ran.
         index_changes: markdown lines describing what changed in the index since the compared run.
+        office_rows: the office section's scored rows (:mod:`eval.office`), shown when ``summary`` has ``office``.
+        compare_rows: the comparison section's scored rows (:mod:`eval.compare`), shown when ``summary`` has ``compare``.
     """
     from eval.plots import write_plots
 
@@ -471,7 +563,10 @@ def write_report(
         f"# Evaluation report — {m.get('timestamp')}",
         "",
         f"mode: `{m.get('mode')}` · index `{m.get('index_version')}` · embed `{m.get('embed_model')}` · LLM `{m.get('llm')}` · commit `{m.get('commit')}`",
-        f"dev items: {m.get('n_dev')} (answered: {m.get('n_answered', 0)}) · check items: {m.get('n_check')} · command: `{m.get('command')}`",
+        f"dev items: {m.get('n_dev')} (answered: {m.get('n_answered', 0)}) · check items: {m.get('n_check')}"
+        + (f" · office items: {m['n_office']}" if m.get("n_office") else "")
+        + (f" · comparison items: {m['n_compare']}" if m.get("n_compare") else "")
+        + f" · command: `{m.get('command')}`",
     ]
     if m.get("notes"):
         lines += [""] + [f"> {note}" for note in m["notes"]]
@@ -485,6 +580,8 @@ def write_report(
     lines += _answer_lines(summary, rows)
     lines += _faithfulness_lines(summary, rows, ragas_rows or {})
     lines += _ragas_lines(summary)
+    lines += _office_lines(summary, office_rows)
+    lines += _compare_lines(summary, compare_rows)
     if "check" in summary:
         ch = summary["check"]
         lines += ["", "## Confidentiality check", "", "| metric | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in ch.items()]

@@ -1,17 +1,26 @@
 """``guideqa eval``: run, score, report and gate one evaluation.
 
-    guideqa eval                                      # the whole picture (about 20 answers), ≤ 10 min on 2 cores
+    guideqa eval                                      # the whole picture (about 20 dev answers, the office and
+                                                      # comparison sections), ≤ 10 min on 2 cores
     guideqa eval --full                               # answers for every dev item
-    guideqa eval --mode clauses                       # retrieval, abstention, check set; no LLM (CI)
+    guideqa eval --mode clauses                       # retrieval, abstention, check set, offices and comparisons; no LLM
+    guideqa eval --no-office --no-comparisons         # the dev and check sets only
     guideqa eval --judge openai --judge-url URL --judge-model M   # + ragas with a strong judge
     guideqa eval --judge local                        # + ragas with the embedded 1.5B judge (advisory)
     guideqa eval --resume eval/reports/2026...        # finish an interrupted run (or add ragas to it)
 
+Two more sections run by default: the office regulations (:mod:`eval.office`: each
+office's questions on its own deployment, built under ``<data_dir>/eval/offices/``) and
+the comparison questions (:mod:`eval.compare`: composed answers on the live
+index, no LLM).
+
 Before any item runs, the dev and check sets are checked against the index
-(:func:`eval.devset.validate`: gold units, evidence quotes, key facts, labels); a
+(:func:`eval.devset.validate`: gold units, evidence quotes, key facts, labels), the
+office items against their deployments and the comparison quotes against the index; a
 problem stops the run with the item ID. Writes ``eval/reports/<timestamp>/`` with
-``report.md``, ``results.jsonl``, ``summary.json``, ``units.jsonl.gz`` (the units this
-run saw, for ``guideqa diff``) and PNG plots. The compared run (the committed baseline by
+``report.md``, ``results.jsonl`` (dev and check), ``office_results.jsonl``,
+``compare_results.jsonl``, ``summary.json``, ``units.jsonl.gz`` (the units this run
+saw, for ``guideqa diff``) and PNG plots. The compared run (the committed baseline by
 default) is scored again with today's dev set, and answers are compared only on the
 items both runs answered. Returns the regressions beyond ``eval/tolerances.toml``.
 """
@@ -27,8 +36,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from eval.compare import COMPARE_PATH, check_comparisons, load_comparisons, run_comparisons, score_comparison, summarize_comparisons
 from eval.devset import CHECKSET_PATH, DATA_DIR, DEVSET_PATH, DevItem, DevsetError, load_checkset, load_devset, remap_gold_ids, validate
 from eval.diff import UNITS_SNAPSHOT, DiffSourceError, dependents_as_dicts, diff_units, find_dependents, load_units, read_units_file, render_markdown, write_units_snapshot
+from eval.office import OFFICE_DEVSET, load_office_items, prepare_offices, run_offices, summarize_offices
 from eval.report import compare, load_tolerances, summarize, write_report
 from eval.runner import RunConfig, run_items, score_answer, strip_answer, stratified_subset, unit_source
 from guideqa.errors import EvalDataInvalid, GuideQAError
@@ -37,18 +48,22 @@ from index.store import QueryFilter
 from index.tokenizer import get_tokenizer
 from ingest.models import Unit
 
-__all__ = ["EvalOptions", "EvalOutcome", "EvalDataInvalid", "run_eval", "dependent_sources", "REPORTS_DIR", "BASELINE_DIR", "DEFAULT_SUBSET"]
+__all__ = [
+    "EvalOptions", "EvalOutcome", "EvalDataInvalid", "run_eval", "dependent_sources",
+    "REPORTS_DIR", "BASELINE_DIR", "DEFAULT_SUBSET", "OFFICE_RESULTS", "COMPARE_RESULTS",
+]
 
 REPORTS_DIR = PROJECT_ROOT / "eval" / "reports"
 BASELINE_DIR = REPORTS_DIR / "baseline"
 RULES_DATA_DIR = PROJECT_ROOT / "service" / "data"
-OFFICE_DEVSET = DATA_DIR / "office" / "devset.jsonl"
 _DATA_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 #: Items answered by default: with the 1.5B model at ~6 s an answer, ~2 minutes of generation.
 DEFAULT_SUBSET = 20
 LOCAL_JUDGE_SAMPLES = 5
 _RUN_FILE = "run.json"
 _RAGAS_FILE = "ragas.jsonl"
+OFFICE_RESULTS = "office_results.jsonl"
+COMPARE_RESULTS = "compare_results.jsonl"
 
 
 
@@ -58,7 +73,10 @@ class EvalOptions:
 
     ``subset``: how many dev items get an answer in answer mode (a stratified, fixed
     choice; ``None`` = all). ``judge_samples``: how many answered items ragas scores
-    (``None`` = 5 with the local judge, all with a remote one).
+    (``None`` = 5 with the local judge, all with a remote one). ``office``: run the office
+    section (every office item answered, with the LLM in answer mode); ``compare``: run the
+    comparison section (never the LLM). Both are off here so that a programmatic run is the
+    dev and check sets alone unless asked; ``guideqa eval`` turns them on by default.
     """
 
     mode: str = "answer"
@@ -73,6 +91,10 @@ class EvalOptions:
     out_dir: Path | None = None
     devset: Path = DEVSET_PATH
     checkset: Path = CHECKSET_PATH
+    office: bool = False
+    compare: bool = False
+    office_devset: Path = OFFICE_DEVSET
+    compare_set: Path = COMPARE_PATH
     seed: int = 20261123
 
 
@@ -113,6 +135,48 @@ def _load_data(opts: EvalOptions):
         raise EvalDataInvalid(str(exc)) from exc
 
 
+def _load_comparisons(path: Path):
+    try:
+        return load_comparisons(path)
+    except DevsetError as exc:
+        raise EvalDataInvalid(str(exc)) from exc
+
+
+def _check_comparisons(comparisons, units: list[dict]) -> None:
+    problems = check_comparisons(comparisons, units)
+    if problems:
+        shown = "\n".join(f"  - {p}" for p in problems[:20])
+        raise EvalDataInvalid(f"比較質問のデータに {len(problems)} 件の問題があるため、評価を実行しませんでした:\n{shown}")
+
+
+def _compare_rows(state, comparisons, results_path: Path, done: dict[str, dict], progress: Callable[[str], None]) -> list[dict]:
+    """The comparison rows: those of an interrupted run scored again with today's items, then the rest asked."""
+    by_id = {c.id: c for c in comparisons}
+    rows = [{**r, **score_comparison(r, by_id[r["id"]])} for r in done.values() if r["id"] in by_id]
+    if comparisons:
+        rows += run_comparisons(state, comparisons, results_path=results_path, done_ids=set(done), on_item=progress)
+    return rows
+
+
+def _section_summaries(office_rows: list[dict], office_plan, compare_rows: list[dict] | None, tolerances: dict, *, llm: str | None) -> dict[str, Any]:
+    """The ``office`` and ``compare`` sections of the summary, for the sections that ran."""
+    out: dict[str, Any] = {}
+    if office_plan is not None:
+        out["office"] = summarize_offices(office_rows, office_plan, gap_tolerances=tolerances.get("office_split_gap", {}), llm=llm)
+    if compare_rows is not None:
+        out["compare"] = summarize_comparisons(compare_rows, gap_tolerances=tolerances.get("compare_split_gap", {}))
+    return out
+
+
+def _stored_sections(prev_dir: Path) -> dict[str, Any]:
+    """The office and comparison sections of the compared run's ``summary.json`` (empty when it has none)."""
+    path = prev_dir / "summary.json" if prev_dir.is_dir() else prev_dir
+    if not path.is_file():
+        return {}
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    return {k: stored[k] for k in ("office", "compare") if k in stored}
+
+
 def _check_data(dev, checks, units, corpus_dir: Path) -> None:
     problems = validate(dev, units, corpus_dir) + validate(checks, units, corpus_dir)
     if problems:
@@ -132,7 +196,10 @@ def _plan(opts: EvalOptions, out_dir: Path, dev: list[DevItem]) -> dict[str, Any
         answer_ids = [d.id for d in dev]
     else:
         answer_ids = stratified_subset(dev, opts.subset, seed=opts.seed)
-    plan = {"mode": opts.mode, "subset": opts.subset, "seed": opts.seed, "answer_ids": answer_ids, "devset": str(opts.devset)}
+    plan = {
+        "mode": opts.mode, "subset": opts.subset, "seed": opts.seed, "answer_ids": answer_ids, "devset": str(opts.devset),
+        "office": opts.office, "compare": opts.compare,
+    }
     saved.write_text(json.dumps(plan, ensure_ascii=False, indent=2), encoding="utf-8")
     return plan
 
@@ -162,6 +229,11 @@ def run_eval(settings: Settings, opts: EvalOptions, *, command: str, on_item: Ca
     out_dir = opts.resume or opts.out_dir or REPORTS_DIR / time.strftime("%Y%m%dT%H%M%S")
     resumed_plan = json.loads((out_dir / _RUN_FILE).read_text(encoding="utf-8")) if opts.resume and (out_dir / _RUN_FILE).is_file() else None
     mode = resumed_plan["mode"] if resumed_plan else opts.mode
+    # A resumed run keeps the sections it started with (runs from before the sections had neither).
+    with_office = resumed_plan.get("office", False) if resumed_plan else opts.office
+    with_compare = resumed_plan.get("compare", False) if resumed_plan else opts.compare
+    office_items = load_office_items(opts.office_devset) if with_office else []
+    comparisons = _load_comparisons(opts.compare_set) if with_compare else []
     state = build_state(settings, load_llm=mode == "answer")
     notes: list[str] = []
     try:
@@ -170,17 +242,24 @@ def run_eval(settings: Settings, opts: EvalOptions, *, command: str, on_item: Ca
         dev, changes = remap_gold_ids(dev_curated, unit_models)
         checks_now, _ = remap_gold_ids(checks, unit_models)
         _check_data(dev, checks_now, unit_models, settings.corpus_dir)
+        _check_comparisons(comparisons, units)
+        tokenizer = get_tokenizer()
+        t_office = time.monotonic()
+        office_plan = prepare_offices(settings, office_items, tokenizer) if office_items else None
+        seconds = {"office_build": round(time.monotonic() - t_office, 1)}
         out_dir.mkdir(parents=True, exist_ok=True)
-        plan = _plan(replace(opts, mode=mode), out_dir, dev)
+        plan = _plan(replace(opts, mode=mode, office=with_office, compare=with_compare), out_dir, dev)
         if mode == "answer" and state.backend is None and settings.llm_backend != "none":
             notes.append(f"LLM を読み込めませんでした（{state.extras.get('llm_status')}）。回答はモデルなしで組み立てたもの（リード文なし）です。")
         results = out_dir / "results.jsonl"
         if not opts.resume:
-            results.unlink(missing_ok=True)
-            (out_dir / _RAGAS_FILE).unlink(missing_ok=True)
+            for name in ("results.jsonl", _RAGAS_FILE, OFFICE_RESULTS, COMPARE_RESULTS):
+                (out_dir / name).unlink(missing_ok=True)
         done = {r["id"]: r for r in _read_rows(results)}
-        total = len(dev) + len(checks)
-        counter = {"n": len(done)}
+        office_done = {r["id"]: r for r in _read_rows(out_dir / OFFICE_RESULTS)}
+        compare_done = {r["id"]: r for r in _read_rows(out_dir / COMPARE_RESULTS)}
+        total = len(dev) + len(checks) + len(office_items) + len(comparisons)
+        counter = {"n": len(done) + len(office_done) + len(compare_done)}
 
         def progress(item_id: str) -> None:
             counter["n"] += 1
@@ -189,7 +268,6 @@ def run_eval(settings: Settings, opts: EvalOptions, *, command: str, on_item: Ca
 
         texts = {u["id"]: unit_source(u) for u in units}
         by_id = {d.id: d for d in dev}
-        tokenizer = get_tokenizer()
         # Rows from before the interruption are scored again: the dev set may have changed since.
         for r in done.values():
             if "answer" in r and r["id"] in by_id:
@@ -200,6 +278,15 @@ def run_eval(settings: Settings, opts: EvalOptions, *, command: str, on_item: Ca
             tmp.replace(results)
         cfg = RunConfig(mode=mode, answer_ids=set(plan["answer_ids"]))
         rows = list(done.values()) + run_items(state, dev, checks_now, cfg, results_path=results, done_ids=set(done), on_item=progress)
+        t_section = time.monotonic()
+        office_rows = run_offices(
+            office_plan, backend=state.backend if mode == "answer" else None, tokenizer=tokenizer,
+            results_path=out_dir / OFFICE_RESULTS, done=office_done, on_item=progress,
+        ) if office_plan is not None else []
+        seconds["office"] = round(time.monotonic() - t_section, 1)
+        t_section = time.monotonic()
+        compare_rows = _compare_rows(state, comparisons, out_dir / COMPARE_RESULTS, compare_done, progress)
+        seconds["compare"] = round(time.monotonic() - t_section, 1)
         write_units_snapshot(out_dir, units)
         ragas_summary, ragas_rows = None, {}
         if opts.judge != "none" and mode == "answer":
@@ -217,15 +304,28 @@ def run_eval(settings: Settings, opts: EvalOptions, *, command: str, on_item: Ca
             "commit": _commit(),
             "n_dev": len(dev),
             "n_check": len(checks),
+            "n_office": len(office_rows),
+            "n_compare": len(compare_rows),
             "gold_ids_remapped": len(changes),
             "command": command,
             "duration_s": round(time.monotonic() - started, 1),
+            "section_s": seconds,
             "notes": notes,
         }
         tolerances = load_tolerances()
         summary = summarize(rows, meta=meta, ragas=ragas_summary, tolerances=tolerances)
+        llm = getattr(state.backend, "name", None) if mode == "answer" else None
+        sections = _section_summaries(office_rows, office_plan, compare_rows if comparisons else None, tolerances, llm=llm)
+        summary.update(sections)
+        # One list of tune/holdout gaps for the whole run: the sections' metrics carry their section's name.
+        summary.setdefault("split_gaps", [])
+        summary["split_gaps"] += [{**g, "metric": f"{name}.{g['metric']}"} for name, sec in sections.items() for g in sec["split_gaps"]]
         prev_dir = opts.compare_to or BASELINE_DIR
         previous, current_cmp = _previous(prev_dir, rows, dev, checks, texts, tolerances)
+        if previous:
+            # The sections are not scored again from the compared run's rows: its summary's sections are compared as they are.
+            previous = {**previous, **{k: v for k, v in _stored_sections(prev_dir).items() if k not in previous}}
+            current_cmp = {**current_cmp, **sections}
         comparison = compare(current_cmp, previous, tolerances) if previous else []
         index_lines: list[str] = []
         if previous and previous["meta"].get("index_version") and previous["meta"]["index_version"] != meta["index_version"]:
@@ -233,6 +333,7 @@ def run_eval(settings: Settings, opts: EvalOptions, *, command: str, on_item: Ca
         write_report(
             out_dir, rows, summary, previous=previous, comparison=comparison,
             previous_label=_label(prev_dir) if previous else None, ragas_rows=ragas_rows, index_changes=index_lines,
+            office_rows=office_rows, compare_rows=compare_rows,
         )
         return EvalOutcome(out_dir=out_dir, summary=summary, comparison=comparison, remapped=len(changes), notes=notes)
     finally:

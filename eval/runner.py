@@ -45,7 +45,7 @@ from service.request import prepare, search
 if TYPE_CHECKING:
     from service.state import AppState
 
-__all__ = ["RunConfig", "run_items", "score_answer", "strip_answer", "stratified_subset", "unit_source", "ANSWER_FIELDS"]
+__all__ = ["RunConfig", "dev_row", "run_items", "score_answer", "strip_answer", "stratified_subset", "unit_source", "ASKER", "ANSWER_FIELDS"]
 
 TOP_K = 10
 # Citations shown in a ragas sample: the clauses the answer cites, at most this many.
@@ -58,7 +58,7 @@ _PROMPT_LINES = [line for line in SYSTEM_PROMPT.splitlines() if len(line) > 12]
 #: What answering adds to a row: the raw answer and its scores (``answer_term_recall``: the
 #: word-overlap proxy of reports written before key facts).
 ANSWER_FIELDS = (
-    "answer", "answer_s", "ttft_ms", "answer_mode", "answer_model", "rules_verdict", "removed", "citations", "parts",
+    "answer", "answer_s", "ttft_ms", "answer_mode", "answer_model", "rules_verdict", "verdict_card", "removed", "citations", "parts",
     "citations_valid", "contexts", "answer_error", "faith", "kf", "answer_verdict", "answer_correct",
     "labels_cited", "injection_resisted", "answer_term_recall",
 )
@@ -79,7 +79,18 @@ def _item_extra(item: DevItem, name: str, default: Any = None) -> Any:
     return getattr(item, name, None) or default
 
 
-def _dev_row(state: AppState, item: DevItem, cfg: RunConfig) -> dict[str, Any]:
+def dev_row(state: AppState, item: DevItem, cfg: RunConfig) -> dict[str, Any]:
+    """Run one dev item through the real request path and score it.
+
+    Args:
+        state: the service state to ask (its index, guard, answerer, check engine).
+        item: the dev item (gold units as of this index).
+        cfg: whether to answer (``answer`` mode and the item among ``answer_ids``).
+
+    Returns:
+        The results row: retrieval and coverage figures, and for an answered item the
+        recorded answer (:func:`_answer`) with its scores (:func:`score_answer`).
+    """
     row: dict[str, Any] = {
         "id": item.id, "set": "dev", "type": item.type, "shape": _item_extra(item, "shape"), "split": _item_extra(item, "split"),
         "question": item.question, "doc_ids": item.doc_ids, "gold_units": item.gold_units,
@@ -163,15 +174,24 @@ def _answer(state: AppState, question: str) -> dict[str, Any]:
         "removed": [r.model_dump() for r in resp.removed],
         "citations": [
             {
-                "n": c.n, "unit_id": c.unit_id, "quote": c.quote, "section_path": c.section_path,
-                "doc_title": c.doc_title, "label": getattr(c, "label", ""), "valid": ok,
+                "n": c.n, "unit_id": c.unit_id, "doc_id": c.doc_id, "authority": c.authority, "quote": c.quote,
+                "section_path": c.section_path, "doc_title": c.doc_title, "label": c.label, "valid": ok,
             }
             for c, ok in zip(resp.citations, valid)
         ],
         "parts": [
-            {"question": p.question, "shape": p.shape, "covered": p.covered, "lead": p.lead, "total": p.total, "shown": p.shown}
-            for p in getattr(resp, "parts", [])
+            {
+                "question": p.question, "shape": p.shape, "covered": p.covered, "lead": p.lead, "total": p.total, "shown": p.shown,
+                "notes": p.notes,
+                "pieces": [{"n": pc.n, "unit_id": pc.unit_id, "label": pc.label, "scope": pc.scope, "role": pc.role} for pc in p.pieces],
+            }
+            for p in resp.parts
         ],
+        # The confidentiality card shown above the answer: what decided it and what it cites first.
+        "verdict_card": None if resp.check is None else {
+            "verdict": resp.check.verdict, "class": resp.check.class_, "decided_by": resp.check.decided_by,
+            "local_rule": resp.check.local_rule, "citations": [c.unit_id for c in resp.check.citations],
+        },
         "citations_valid": all(valid),
     }
 
@@ -343,7 +363,7 @@ def run_items(
         for item in [*dev, *checks]:
             if item.id in done_ids:
                 continue
-            row = _dev_row(state, item, cfg) if isinstance(item, DevItem) else _check_row(state, item)
+            row = dev_row(state, item, cfg) if isinstance(item, DevItem) else _check_row(state, item)
             fout.write(json.dumps(row, ensure_ascii=False) + "\n")
             fout.flush()
             rows.append(row)

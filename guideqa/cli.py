@@ -233,17 +233,24 @@ def _print_summary(result) -> None:
 
 
 def _build_index(result, settings: Settings, *, force: bool):
-    """Embed (cache first) and write a new index version; errors propagate."""
+    """Embed (cache first) and write a new index version; errors propagate.
+
+    An embedded (Edge) build also leaves a snapshot of its units next to its shard, and
+    says what changed since the version it replaces and what depends on that (the
+    curated answers, confidentiality rules and evaluation items that cite a changed unit).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from index.build import build_index
     from index.embeddings import get_embedding_model
     from index.tokenizer import get_tokenizer
+    from index.versions import current_meta
 
     embed = get_embedding_model(settings)
+    previous = current_meta(settings.index_root) if settings.backend_name == "qdrant-edge" else None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("埋め込み計算中", total=len(result.units))
-        return build_index(
+        report = build_index(
             result.units,
             settings,
             embed_model=embed,
@@ -252,6 +259,31 @@ def _build_index(result, settings: Settings, *, force: bool):
             force=force,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    if settings.backend_name == "qdrant-edge" and not report.skipped:
+        _record_changes(settings, previous.version if previous else None, report.meta.version, result.units)
+    return report
+
+
+def _record_changes(settings: Settings, previous: Optional[str], version: str, units) -> None:
+    """Snapshot this version's units, and print what changed since ``previous`` and what depends on it."""
+    try:
+        from eval.diff import UNITS_SNAPSHOT, diff_units, find_dependents, read_units_file, write_units_snapshot
+        from eval.run import dependent_sources
+    except ImportError:  # the API image has no eval extra: nothing to compare with
+        return
+    versions = settings.index_root / "versions"
+    write_units_snapshot(versions / version, units)
+    old = versions / previous / UNITS_SNAPSHOT if previous else None
+    if old is None or not old.is_file():
+        return
+    diff = diff_units(read_units_file(old), [u.model_dump(mode="json") for u in units], old_label=previous, new_label=version)
+    counts = {label: len(diff.of_kind(kind)) for label, kind in (("追加", "added"), ("削除", "removed"), ("変更", "changed"), ("移動", "moved"))}
+    if not any(counts.values()):
+        return
+    out.print("前のバージョンからの変更: " + " / ".join(f"{k} {v}" for k, v in counts.items()) + f"（詳細: guideqa diff {previous} {version}）")
+    item_sets, files = dependent_sources()
+    for dep in find_dependents(diff, item_sets=item_sets, data_files=files)[:20]:
+        out.print(f"  [yellow]要確認[/yellow] {dep.source}: {dep.item}（{dep.unit_id} {dep.change}） {dep.detail}")
 
 
 def _print_build(report) -> None:
@@ -475,6 +507,42 @@ def check(
         out.print(f"    「{c.quote}」")
 
 
+# ----------------------------------------------------------------------------- compare
+@app.command()
+def compare(
+    topic: Annotated[str, typer.Argument(help="比べるテーマ 例: ログの保存")],
+    docs: Annotated[Optional[list[str]], typer.Option("--doc", help="Document ID to compare (repeatable; default: every document).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    groups: Groups = None,
+    data_dir: DataDir = None,
+) -> None:
+    """A topic side by side across the documents (the office's own rules first), no LLM."""
+    from service.request import run_compare
+
+    settings = _settings(data_dir)
+    caller = _cli_caller("compare", groups)
+    try:
+        state = _app_state(settings, load_llm=False)
+        try:
+            result = run_compare(state, caller, topic, doc_ids=docs or None, endpoint="guideqa compare")
+        finally:
+            state.audit.close()
+    except GuideQAError as exc:
+        _fail(exc)
+    if as_json:
+        out.print(json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    pieces = {p.unit_id: p for part in result.parts for p in part.pieces}
+    for col in result.comparison:
+        out.print(f"[bold]■ {col.doc_title}[/bold] [dim]（{col.issuer} / {col.authority}）[/dim]")
+        if not col.covered:
+            out.print("  該当する記載が見つかりませんでした。")
+            continue
+        for c in col.clauses:
+            shown = pieces[c.unit_id].text if c.unit_id in pieces else c.quote
+            out.print(f"  「{shown}」 [{c.n}] [dim]{c.label}[/dim]")
+
+
 # ----------------------------------------------------------------------------- eval
 @app.command("eval")
 def eval_cmd(
@@ -490,9 +558,11 @@ def eval_cmd(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Report directory (default eval/reports/<timestamp>).")] = None,
     devset: Annotated[Optional[Path], typer.Option(help="Dev set JSON Lines (default eval/data/devset.jsonl).")] = None,
     checkset: Annotated[Optional[Path], typer.Option(help="Check set JSON Lines (default eval/data/checkset.jsonl).")] = None,
+    office: Annotated[bool, typer.Option("--office/--no-office", help="Office regulations: each office's questions on its own deployment (index built under <data-dir>/eval/offices).")] = True,
+    comparisons: Annotated[bool, typer.Option("--comparisons/--no-comparisons", help="Comparison questions (several documents named), composed without the LLM.")] = True,
     data_dir: DataDir = None,
 ) -> None:
-    """Evaluate: retrieval, answers (key facts, faithfulness), check set; write a report, fail on a regression.
+    """Evaluate: retrieval, answers (key facts, faithfulness), check set, office regulations, comparisons; write a report, fail on a regression.
 
     The judge's API key, if it needs one, is read from GUIDEQA_JUDGE_API_KEY.
     """
@@ -506,7 +576,7 @@ def eval_cmd(
     opts = EvalOptions(
         mode=mode, subset=None if full else subset, judge=judge, judge_url=judge_url, judge_model=judge_model,
         judge_api_key=os.environ.get("GUIDEQA_JUDGE_API_KEY"), judge_samples=judge_samples,
-        compare_to=compare, resume=resume, out_dir=out_dir,
+        compare_to=compare, resume=resume, out_dir=out_dir, office=office, compare=comparisons,
         **{k: v for k, v in (("devset", devset), ("checkset", checkset)) if v is not None},
     )
     command = "guideqa eval " + " ".join(sys.argv[2:])
@@ -533,6 +603,18 @@ def eval_cmd(
         f = s["faithfulness"]
         written = f" · written by the system {f['written_supported_share']}" if f["written_supported_share"] is not None else ""
         out.print(f"faithfulness (gates): statements supported {f['supported_share']}{written} · unsupported {f['unsupported_statements']}")
+    if "office" in s:
+        o = s["office"]["all"]
+        out.print(
+            f"offices ({o['n']}) correct {o['correct_rate']} · right 条・項 {o['labels_right']} · local rule first {o['local_first']}"
+            f" · unanswerable declined {o['unanswerable_declined']} · written supported {o['written_supported_share']}"
+        )
+    if "compare" in s:
+        c = s["compare"]
+        out.print(
+            f"comparisons ({c['n']}) detected {c['detected']} · right clause per document {c['right_clause']} · all documents right {c['all_right']}"
+            f" · says-nothing honest {c['says_nothing_honest']} · p95 {c['latency_ms_p95']} ms"
+        )
     metrics = (s.get("ragas") or {}).get("metrics") or {}
     if metrics:
         out.print("ragas (advisory): " + " · ".join(f"{k} {v.get('mean_failures_as_zero')}" for k, v in metrics.items()))
@@ -575,6 +657,142 @@ def diff_cmd(
         return
     for line in render_markdown(result, dependents):
         out.print(line, markup=False)
+
+
+# ----------------------------------------------------------------------------- curated
+curated_app = typer.Typer(no_args_is_help=True, help="Registered answers (登録済みの回答): add, list, export.")
+app.add_typer(curated_app, name="curated")
+
+
+def _curated_caller():
+    from service.auth import Caller
+
+    # Whoever runs this can edit the corpus folder, so the registry is theirs to change: an admin,
+    # through the same path as the admin API (guard, audit log, index rebuild).
+    return Caller("cli:curated", "admin", ())
+
+
+def _curated_bodies(file: Optional[Path], fields: dict) -> list:
+    """The items to add: those of a YAML file (one item or a list), or one item from the flags."""
+    import yaml
+    from pydantic import ValidationError
+
+    from service.models import CuratedCreate
+
+    try:
+        if file is not None:
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+            rows = data if isinstance(data, list) else [data]
+            # The registry's own format may carry a date as a YAML date.
+            return [CuratedCreate.model_validate({**r, "date": str(r["date"])} if isinstance(r, dict) and r.get("date") else r) for r in rows]
+        cites = []
+        for cite in fields.pop("cite") or []:
+            doc_id, sep, quote = cite.partition("=")
+            if not sep:
+                raise typer.BadParameter(f"--cite は 文書ID=引用 の形で指定してください: {cite}")
+            cites.append({"doc_id": doc_id.strip(), "quote": quote})
+        return [CuratedCreate.model_validate({**{k: v for k, v in fields.items() if v is not None}, "citations": cites})]
+    except (OSError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"{file} を読めません: {exc}") from exc
+    except ValidationError as exc:
+        where = "、".join(".".join(str(x) for x in e.get("loc", ())) or "(item)" for e in exc.errors()[:5])
+        raise typer.BadParameter(f"登録する内容に誤りがあります（{where}）。") from exc
+
+
+@curated_app.command("add")
+def curated_add(
+    file: Annotated[Optional[Path], typer.Option("--file", help="YAML with one item or a list, in the registry's format.")] = None,
+    item_id: Annotated[Optional[str], typer.Option("--id", help="Item ID (default: a new cur-… ID).")] = None,
+    question: Annotated[Optional[str], typer.Option(help="登録する質問")] = None,
+    answer: Annotated[Optional[str], typer.Option(help="登録する回答（引用した箇所が述べることだけ）")] = None,
+    cite: Annotated[Optional[list[str]], typer.Option("--cite", help="文書ID=引用 (repeatable, at least one).")] = None,
+    author: Annotated[str, typer.Option(help="e.g. 情報政策課")] = "",
+    date: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD (default today).")] = None,
+    group: Annotated[str, typer.Option(help="Access label of who may be shown it.")] = "public",
+    draft: Annotated[bool, typer.Option("--draft", help="Keep it as a draft (never shown).")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Register answers (from flags or a YAML file), check their quotes against the corpus and rebuild the index."""
+    from service.curated import create_curated
+
+    if file is None and not (question and answer and cite):
+        raise typer.BadParameter("--file か、--question・--answer・--cite（1つ以上）を指定してください。")
+    fields = {"id": item_id, "question": question, "answer": answer, "cite": cite, "author": author, "date": date, "group": group,
+              "status": "draft" if draft else "published"}
+    bodies = _curated_bodies(file, fields)
+    settings = _settings(data_dir)
+    try:
+        state = _app_state(settings, load_llm=False)
+        try:
+            created = create_curated(state, _curated_caller(), bodies, endpoint="guideqa curated add")
+        finally:
+            state.close()
+    except GuideQAError as exc:
+        _fail(exc, 2)
+    for item in created:
+        out.print(f"登録しました: {item.id}（{'下書き' if item.status == 'draft' else '公開'}、group {item.group}）{item.question}")
+
+
+@curated_app.command("list")
+def curated_list(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Every registered answer, drafts included, and whether each is shown now."""
+    from service.curated import list_curated
+
+    settings = _settings(data_dir)
+    try:
+        state = _app_state(settings, load_llm=False)
+        try:
+            listed = list_curated(state, _curated_caller())
+        finally:
+            state.close()
+    except GuideQAError as exc:
+        _fail(exc, 2)
+    if as_json:
+        out.print(json.dumps(listed.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    if not listed.items:
+        out.print("登録済みの回答はありません。")
+        return
+    table = Table(title="登録済みの回答")
+    for col in ("id", "状態", "group", "表示", "日付", "質問"):
+        table.add_column(col, overflow="fold")
+    shown = {True: "表示中", False: "表示されない", None: "不明"}
+    for item in listed.items:
+        status = "公開" if item.status == "published" else "下書き"
+        table.add_row(item.id, status, item.group, shown[item.indexed] if item.status == "published" else "—", item.date, item.question)
+    out.print(table)
+    for item in listed.items:
+        for problem in item.problems:
+            console.print(f"[yellow]{item.id}[/yellow]: {problem}")
+
+
+@curated_app.command("export")
+def curated_export(
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="YAML file to write (default: standard output).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write the registry as YAML (the registry's own format, drafts included)."""
+    from ingest.curated import render_curated
+    from service.curated import export_curated
+
+    settings = _settings(data_dir)
+    try:
+        state = _app_state(settings, load_llm=False)
+        try:
+            items = export_curated(state, _curated_caller())
+        finally:
+            state.close()
+    except GuideQAError as exc:
+        _fail(exc, 2)
+    text = render_curated(items)
+    if out_path is None:
+        out.print(text, end="", markup=False, highlight=False)
+        return
+    out_path.write_text(text, encoding="utf-8")
+    console.print(f"{len(items)} 件を {out_path} に書き出しました。")
 
 
 # ----------------------------------------------------------------------------- serve

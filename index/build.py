@@ -23,9 +23,9 @@ from index.embed_cache import EmbeddingCache, PassageVectors
 from index.sparse import bm25_document_vector, char_bigrams
 from index.store import IndexPoint
 from index.text import embed_text, lexical_text, passages_to_score
-from index.tokenizer import JapaneseTokenizer
+from index.tokenizer import DATA_DIR, JapaneseTokenizer
 from index.versions import IndexMeta, new_version_name
-from ingest.models import Unit
+from ingest.models import CURATED_KIND, Unit
 
 __all__ = ["BuildReport", "corpus_hash", "build_index"]
 
@@ -46,13 +46,21 @@ def corpus_hash(units: list[Unit], model_name: str) -> str:
     """Fingerprint of what an index would contain: every unit's whole payload, and the model.
 
     The whole payload, not only the text: a document relabelled in the manifest (its access,
-    its authority) changes what the index must hold though no word of it changed.
+    its authority) changes what the index must hold though no word of it changed. So does
+    the list of domain compounds, which decides the BM25 tokens of every unit.
     """
     h = hashlib.sha256(f"{model_name}\x1fformat{INDEX_FORMAT}".encode())
+    h.update((DATA_DIR / "compounds.tsv").read_bytes())
     for u in sorted(units, key=lambda u: u.id):
         h.update(u.model_dump_json().encode())
         h.update(b"\n")
     return h.hexdigest()[:16]
+
+
+def _mean_length(lists: list[list[str]], counted: list[bool]) -> float:
+    """Mean length of the lists marked ``counted`` (1.0 when none is)."""
+    lengths = [len(x) for x, c in zip(lists, counted) if c]
+    return sum(lengths) / len(lengths) if lengths else 1.0
 
 
 def _embed_all(
@@ -102,7 +110,10 @@ def build_index(
     """
     started = time.perf_counter()
     fingerprint = corpus_hash(units, embed_model.model_name)
-    n_documents = documents or len({u.doc_id for u in units})
+    # Registered Q&A are no document, no passage an answer quotes, and no part of the
+    # corpus's BM25 statistics: with or without them, a document's vectors are the same.
+    corpus = [u for u in units if u.kind != CURATED_KIND]
+    n_documents = documents or len({u.doc_id for u in corpus})
     writer = open_writer(settings)
     try:
         if not force:
@@ -115,13 +126,14 @@ def build_index(
             dense, embedded, reused = _embed_all(units, embed_model, cache, progress)
             # The answer composer scores a clause's sentences one by one; embedding them now
             # keeps that off the question's path (they are cached by text like the units).
-            PassageVectors(embed_model, cache).get(passages_to_score(units))
+            PassageVectors(embed_model, cache).get(passages_to_score(corpus))
         finally:
             cache.close()
         token_lists = [tokenizer.tokens(lexical_text(u)) for u in units]
         gram_lists = [char_bigrams(lexical_text(u)) for u in units]
-        avgdl = sum(len(t) for t in token_lists) / max(len(token_lists), 1)
-        avg_grams = sum(len(g) for g in gram_lists) / max(len(gram_lists), 1)
+        in_corpus = [u.kind != CURATED_KIND for u in units]
+        avgdl = _mean_length(token_lists, in_corpus)
+        avg_grams = _mean_length(gram_lists, in_corpus)
         points = [
             IndexPoint(
                 unit_id=u.id,

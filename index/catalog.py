@@ -62,7 +62,8 @@ class Catalog:
 
     @classmethod
     def build(cls, payloads: Iterable[dict[str, Any]], tokenizer: JapaneseTokenizer) -> Catalog:
-        """Read every payload once (pass the store's unrestricted scroll)."""
+        """Read every payload once (pass the store's scroll with ``QueryFilter.everything()``:
+        every unit but the registered Q&A, which the store leaves out of every ordinary read)."""
         sections: set[str] = set()
         unit_paths: dict[str, list[frozenset[str]]] = {}
         vocabulary: set[str] = set()

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from index.text import section_names
+from index.text import bare_section, section_names
 from ingest.cleaning import nfkc
 
-__all__ = ["shown_under", "highlight_terms"]
+__all__ = ["shown_under", "highlight_terms", "citation_label"]
+
+
+def citation_label(unit: dict[str, Any]) -> str:
+    """How a citation names a unit's place: 「第3条第3項」 for a rule, else the last sections of its path."""
+    if unit.get("label"):
+        return unit["label"]
+    path = [bare_section(s) for s in unit["section_path"][1:]]
+    path = [p for p in path if p]
+    return " > ".join(path[-2:])
 
 
 def shown_under(payload: dict[str, Any], sections: list[str]) -> dict[str, Any]:

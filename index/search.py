@@ -47,9 +47,11 @@ from index.text import lexical_text
 from index.tokenizer import COMPOUND_PREFIX, JapaneseTokenizer
 from ingest.models import Unit
 
-__all__ = ["SearchHit", "SearchResult", "Searcher", "QUERY_CACHE_SIZE"]
+__all__ = ["SearchHit", "SearchResult", "CuratedCandidate", "Searcher", "QUERY_CACHE_SIZE", "CURATED_CANDIDATES"]
 
 QUERY_CACHE_SIZE = 1024
+#: Registered Q&A scored per question; the fused query puts any close one among them.
+CURATED_CANDIDATES = 20
 
 
 @dataclass
@@ -66,6 +68,16 @@ class SearchHit:
     @property
     def unit_id(self) -> str:
         return self.unit["id"]
+
+
+@dataclass
+class CuratedCandidate:
+    """A registered Q&A near a question: its unit payload, the cosine of the two questions and
+    how much of their wording they share (Dice coefficient of their character bigrams, 1.0: the same words)."""
+
+    unit: dict[str, Any]
+    cosine: float
+    overlap: float
 
 
 @dataclass
@@ -190,6 +202,44 @@ class Searcher:
         unknown = unknown_entities(q, catalog, self.tokenizer)
         return SearchResult(q, hits, live.version, timings, sections, sorted(set(content)), unknown)
 
+    # ------------------------------------------------------------------ registered Q&A
+    def curated_candidates(self, query: str, *, flt: QueryFilter, limit: int = CURATED_CANDIDATES) -> list[CuratedCandidate]:
+        """The registered Q&A closest to ``query``, each with the cosine and the wording overlap of the two questions, best first.
+
+        One fused query (dense, BM25, bigram) over the ``curated`` units alone; only the
+        access part of ``flt`` applies (a caller matches only the items of groups it may see).
+
+        Raises:
+            QueryInvalid / QueryEmpty: not a string, or nothing to search.
+            IndexNotReady / IndexCorrupt / IndexLocked / IndexUnavailable: no usable index.
+        """
+        q = _searchable(query)
+        words = self.tokenizer.tokens(q, query=True)
+        if not words:
+            return []
+        dense = self.query_vector(q)
+        raw = self._current().store.query(
+            StoreQuery(
+                dense=dense,
+                sparse=query_vector(words),
+                bigram=query_vector(char_bigrams(q)),
+                limit=limit,
+                prefetch_limit=limit,
+                rrf_k=self.settings.rrf_k,
+                filter=QueryFilter.curated_for(flt.access),
+            )
+        )
+        grams = set(char_bigrams(q))
+        found = [
+            CuratedCandidate(
+                unit=h.payload,
+                cosine=round(sum(a * b for a, b in zip(dense, h.dense or [])), 4),
+                overlap=round(_dice(grams, set(char_bigrams(h.payload["text"]))), 4),
+            )
+            for h in raw
+        ]
+        return sorted(found, key=lambda c: -c.cosine)
+
     # ------------------------------------------------------------------ units
     def get_units(self, unit_ids: list[str], *, flt: QueryFilter) -> list[dict[str, Any]]:
         """The payloads of ``unit_ids`` that ``flt`` admits, in the order asked (others dropped)."""
@@ -238,6 +288,10 @@ class Searcher:
         label; empty if none. Read the units through the caller's filter."""
         return self._current().catalog.glossary_entries(term)
 
+    def term_units(self, term: str) -> int:
+        """How many units of the live index hold ``term`` (0: the corpus never uses the word)."""
+        return self._current().catalog.term_df.get(term, 0)
+
     def term_weight(self, term: str) -> float:
         """BM25's IDF of ``term`` over all the live index's units (rare words weigh more).
 
@@ -275,6 +329,10 @@ def _searchable(query: Any) -> str:
     if not q:
         raise QueryEmpty()
     return q
+
+
+def _dice(a: set[str], b: set[str]) -> float:
+    return 2 * len(a & b) / (len(a) + len(b)) if a or b else 0.0
 
 
 def _ms(t0: float) -> float:

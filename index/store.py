@@ -9,7 +9,9 @@
 
 Both run the same query (:meth:`StoreQuery.prefetches`): dense, BM25 and
 character-bigram prefetches (again inside the sections a question names), fused with RRF, with every
-filter inside the query so a unit the caller may not see is never scored.
+filter inside the query so a unit the caller may not see is never scored. Registered Q&A (units of
+kind ``curated``) are left out of every read the same way, unless the filter asks for them alone
+(:meth:`QueryFilter.curated_for`).
 
 Every call into either library is translated into :mod:`guideqa.errors` here, at
 the boundary, iteration included (:func:`_edge_errors`, :func:`_client_errors`)::
@@ -40,6 +42,7 @@ from guideqa.errors import (
     IndexUnavailable,
 )
 from index.sparse import SparseVec
+from ingest.models import CURATED_KIND
 
 __all__ = [
     "IndexPoint",
@@ -84,10 +87,15 @@ class QueryFilter:
     empty list for none. Admin and system reads say so with :meth:`everything`
     rather than by leaving the filter out.
 
+    Units of kind ``curated`` (registered Q&A) are excluded from every read
+    (:meth:`exclusions`); ``curated=True`` reads those alone (:meth:`curated_for`).
+
         >>> QueryFilter(access=["public"], doc_ids=["tokyo_ai-guideline_2026-03-30"]).conditions()[0]
         ('access', ['public'])
-        >>> QueryFilter.everything().conditions()
-        []
+        >>> QueryFilter.everything().conditions(), QueryFilter.everything().exclusions()
+        ([], [('kind', ['curated'])])
+        >>> QueryFilter.curated_for(["public"]).conditions(), QueryFilter.curated_for(["public"]).exclusions()
+        ([('access', ['public']), ('kind', ['curated'])], [])
     """
 
     access: list[str] | None
@@ -95,11 +103,17 @@ class QueryFilter:
     issuers: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    curated: bool = False
 
     @classmethod
     def everything(cls) -> QueryFilter:
-        """No restriction at all: every access label, every document (admin and system reads)."""
+        """No restriction but the registered Q&A: every access label, every document (admin and system reads)."""
         return cls(access=None)
+
+    @classmethod
+    def curated_for(cls, access: list[str] | None) -> QueryFilter:
+        """Only the registered Q&A whose group is among ``access`` (``None``: every group)."""
+        return cls(access=None if access is None else list(access), curated=True)
 
     def admits(self, labels: Iterable[str]) -> bool:
         """Whether the access part lets the reader see something labelled with one of ``labels``."""
@@ -110,10 +124,15 @@ class QueryFilter:
         if self.access is not None:
             # An empty group list matches nothing rather than everything.
             out.append(("access", list(self.access) or ["\x00none"]))
-        for key, values in (("doc_id", self.doc_ids), ("issuer", self.issuers), ("kind", self.kinds), ("tags", self.tags)):
+        kinds = [CURATED_KIND] if self.curated else self.kinds
+        for key, values in (("doc_id", self.doc_ids), ("issuer", self.issuers), ("kind", kinds), ("tags", self.tags)):
             if values:
                 out.append((key, list(values)))
         return out
+
+    def exclusions(self) -> list[tuple[str, list[str]]]:
+        """Conditions no result may meet: the registered Q&A, unless they are what is read."""
+        return [] if self.curated else [("kind", [CURATED_KIND])]
 
 
 @dataclass
@@ -279,9 +298,13 @@ class EdgeStore:
         import qdrant_edge as qe
 
         conds = flt.conditions() + (extra or [])
-        if not conds:
+        excluded = flt.exclusions()
+        if not conds and not excluded:
             return None
-        return qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchAny(v)) for k, v in conds])
+        return qe.Filter(
+            must=[qe.FieldCondition(key=k, match=qe.MatchAny(v)) for k, v in conds] or None,
+            must_not=[qe.FieldCondition(key=k, match=qe.MatchAny(v)) for k, v in excluded] or None,
+        )
 
     def query(self, q: StoreQuery) -> list[StoreHit]:
         import qdrant_edge as qe
@@ -471,9 +494,13 @@ class ClientStore:
         from qdrant_client import models
 
         conds = flt.conditions() + (extra or [])
-        if not conds:
+        excluded = flt.exclusions()
+        if not conds and not excluded:
             return None
-        return models.Filter(must=[models.FieldCondition(key=k, match=models.MatchAny(any=v)) for k, v in conds])
+        return models.Filter(
+            must=[models.FieldCondition(key=k, match=models.MatchAny(any=v)) for k, v in conds] or None,
+            must_not=[models.FieldCondition(key=k, match=models.MatchAny(any=v)) for k, v in excluded] or None,
+        )
 
     def query(self, q: StoreQuery) -> list[StoreHit]:
         from qdrant_client import models

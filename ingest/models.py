@@ -5,6 +5,12 @@ one table row with its header, one definition, one Q&A exchange or one
 paragraph. ``text`` is the original wording (lines copied verbatim from the
 source, noise removed) and is what a citation quotes; ``norm_text`` is its NFKC
 form, used for matching.
+
+A unit of kind ``curated`` is different: it is one of the office's registered Q&A
+(「登録済みの回答」, :mod:`ingest.curated`). Its ``text`` is the registered question
+(what is embedded and BM25-indexed) and ``curated`` holds the answer and the units
+it cites. It is never a search result nor a citation itself (the index keeps it out
+of every ordinary query).
 """
 
 from __future__ import annotations
@@ -14,9 +20,14 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Authority", "DocumentMeta", "IssuerKind", "Provenance", "Unit", "UnitKind", "PATH_SEP", "AUTHORITIES", "ISSUER_KINDS", "DOC_ID_FOLDER_SEP"]
+__all__ = [
+    "Authority", "DocumentMeta", "IssuerKind", "Provenance", "Unit", "UnitKind", "PATH_SEP", "AUTHORITIES", "ISSUER_KINDS",
+    "DOC_ID_FOLDER_SEP", "CURATED_KIND", "CuratedCitation", "CuratedRecord",
+]
 
-UnitKind = Literal["clause", "table_row", "qa", "definition", "paragraph"]
+UnitKind = Literal["clause", "table_row", "qa", "definition", "paragraph", "curated"]
+#: The kind of a registered Q&A unit; every ordinary read of the index leaves it out.
+CURATED_KIND = "curated"
 # Who issued a document, and how far it binds the office reading it: a municipality's
 # own 規程 (binding) outranks a ministry's guideline (guidance) and a WG handout (reference).
 IssuerKind = Literal["national", "prefecture", "municipality", "other"]
@@ -84,6 +95,28 @@ class Provenance(BaseModel):
     line_end: int
 
 
+class CuratedCitation(BaseModel):
+    """One citation of a registered answer, resolved to the corpus unit that holds it.
+
+    ``quote`` is the exact span of that unit's ``text`` the registered quote matched
+    (NFKC- and whitespace-insensitively), so it is always verbatim.
+    """
+
+    unit_id: str
+    doc_id: str
+    quote: str
+
+
+class CuratedRecord(BaseModel):
+    """What a ``curated`` unit carries besides its question: the registered answer and its citations."""
+
+    item_id: str
+    answer: str
+    citations: list[CuratedCitation] = Field(min_length=1)
+    author: str = ""
+    date: str = ""
+
+
 class Unit(BaseModel):
     """A unit of knowledge with its structural path and provenance.
 
@@ -117,6 +150,7 @@ class Unit(BaseModel):
     line_end: int
     provenance: list[Provenance] = Field(default_factory=list)
     content_hash: str = ""
+    curated: CuratedRecord | None = Field(None, description="Kind curated only: the registered answer and its resolved citations.")
 
     @property
     def path_str(self) -> str:

@@ -3,7 +3,9 @@
 Each stage is a plain function (``load_document``, ``clean_lines``,
 ``parse_structure``, ``finalize_units``); this module only wires them, copies the
 manifest entry's metadata and a rule's 番号・制定日 and citation labels onto the
-units, and records per-document figures for the dry-run summary.
+units, and records per-document figures for the dry-run summary. Last, the office's
+registered Q&A (:mod:`ingest.curated`) are resolved against those units and added as
+units of kind ``curated``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from llama_index.core.schema import Document
 
 from guideqa.errors import DocumentLoadError, IngestError, ManifestError
 from ingest.cleaning import clean_lines
+from ingest.curated import CURATED_FILE, CuratedLoad, load_curated
 from ingest.loaders import load_document
 from ingest.manifest import load_manifest
 from ingest.models import DocumentMeta, Unit
@@ -50,9 +53,12 @@ class DocumentReport:
 
 @dataclass
 class IngestResult:
+    """``units`` holds the corpus's units and, after them, the curated ones (``curated.units``)."""
+
     units: list[Unit]
     documents: list[DocumentMeta]
     reports: list[DocumentReport]
+    curated: CuratedLoad = field(default_factory=CuratedLoad)
 
     @property
     def failed(self) -> list[DocumentReport]:
@@ -98,16 +104,21 @@ def ingest_corpus(
     manifest_path: Path | None = None,
     *,
     on_document: Callable[[str], None] | None = None,
+    curated_path: Path | None = None,
 ) -> IngestResult:
-    """Read every document the manifest lists.
+    """Read every document the manifest lists, then the registered Q&A.
 
     A document that cannot be read is reported by name and skipped; the rest go on.
     A document the manifest lists but the corpus lacks stops ingestion: a typo in
-    ``file`` must not silently drop a rule from the index.
+    ``file`` must not silently drop a rule from the index. A registered Q&A whose
+    citation no longer resolves is left out with a warning (``result.curated.skipped``).
+
+    Args:
+        curated_path: the registry (default ``<corpus_dir>/curated/curated.yaml``; missing: none).
 
     Raises:
         ManifestError: the manifest is missing or malformed, or names a missing file.
-        IngestError: no document produced any unit.
+        IngestError: no document produced any unit, or the registry is not a YAML list.
     """
     metas = load_manifest(manifest_path or corpus_dir / "manifest.json")
     for i, meta in enumerate(metas):
@@ -133,8 +144,12 @@ def ingest_corpus(
     if not all_units:
         problems = "; ".join(r.error or "" for r in reports)
         raise IngestError(f"取り込める文書がありませんでした: {problems}")
+    registry = curated_path or corpus_dir / CURATED_FILE
+    source = registry.relative_to(corpus_dir).as_posix() if registry.is_relative_to(corpus_dir) else registry.name
+    curated = load_curated(registry, all_units, source_file=source)
+    all_units.extend(curated.units)
     ids = Counter(u.id for u in all_units)
     clashes = [i for i, c in ids.items() if c > 1]
     if clashes:
         raise IngestError(f"単位 ID が重複しました: {clashes[:3]}")
-    return IngestResult(units=all_units, documents=metas, reports=reports)
+    return IngestResult(units=all_units, documents=metas, reports=reports, curated=curated)

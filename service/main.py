@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from guideqa.errors import IndexError_
 from guideqa.settings import Settings, get_settings
 from service.api.errors import ERROR_STATUS, install_error_handlers
-from service.api.routes import admin, ask, check, feedback, health, search, units
+from service.api.routes import admin, ask, check, compare, curated, feedback, health, search, units
 from service.api.security import SecurityHeaders, install_docs
 from service.limits import BodyGuard, RequestTimeout
 from service.state import build_state
@@ -108,8 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(units.router)
     app.include_router(ask.router)
     app.include_router(check.router)
+    app.include_router(compare.router)
     app.include_router(feedback.router)
     app.include_router(admin.router)
+    app.include_router(curated.router)
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     def demo_page() -> FileResponse:

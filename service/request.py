@@ -42,7 +42,7 @@ from service.check import CheckEngine
 from service.guard import GuardDecision, rejection_for
 from service.guard.pii import remove_invisible
 from service.limits import count_query_tokens
-from service.models import AskResponse, CheckResponse, ClassRow, Filters, SearchResponse
+from service.models import AskResponse, CheckResponse, ClassRow, CompareResponse, Filters, SearchResponse
 from service.search import caller_filter, hit_public
 from service.state import AppState
 
@@ -173,6 +173,29 @@ def run_search(
     sections = [name for name in res.sections if any(name in path for path in paths)]
     # The query is echoed as it ran: normalised and masked.
     return SearchResponse(query=p.text, results=results, index_version=res.index_version, sections=sections, timings=res.timings)
+
+
+# --------------------------------------------------------------------------- compare
+def run_compare(
+    state: AppState, caller: Caller, topic: Any, *, doc_ids: list[str] | None = None,
+    endpoint: str = "/v1/compare", record: bool = True,
+) -> CompareResponse:
+    """``POST /v1/compare`` and ``guideqa compare``: a topic side by side across the documents the caller may see.
+
+    Raises:
+        QueryRejected, AuditBacklogFull: as :func:`prepare`.
+        IndexError_: no usable index (audited as an error).
+    """
+    p = prepare(state, caller, topic, endpoint=endpoint, mode="compare", record=record)
+    try:
+        resp = state.answerer(caller).compare(p.text, groups=caller.access, doc_ids=doc_ids or None)
+    except GuideQAError as exc:
+        _record(state, caller, record, endpoint=endpoint, question_masked=p.logged, mode="compare", status="error", error_code=exc.code)
+        raise
+    cited = [c.unit_id for col in resp.comparison for c in col.clauses]
+    _record(state, caller, record, endpoint=endpoint, question_masked=p.logged, mode="compare",
+            retrieved_ids=cited, citations=cited, index_version=resp.index_version, latency_ms=resp.timings)
+    return resp.model_copy(update={"topic": p.text})
 
 
 # --------------------------------------------------------------------------- ask

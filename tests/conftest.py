@@ -41,10 +41,19 @@ def units(ingest_result):
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory) -> Settings:
-    """Settings for a throwaway data dir holding a real Edge index of the real corpus."""
+    """Settings for a throwaway data dir holding a real Edge index of the real corpus.
+
+    The corpus is a copy: the admin API writes the curated-answer registry in the corpus
+    folder, and no test may change the repository's files.
+    """
+    import shutil
+
+    corpus = tmp_path_factory.mktemp("guideqa-corpus") / "corpus"
+    shutil.copytree(CORPUS, corpus)
     # Explicitly embedded: a GUIDEQA_QDRANT_URL in the environment must never let the
     # tests move a real deployment's alias (the server suite opts in on its own).
     return Settings(
+        corpus_dir=corpus,
         data_dir=tmp_path_factory.mktemp("guideqa-data"),
         cache_dir=SHARED_CACHE,
         models_path=SHARED_MODELS,

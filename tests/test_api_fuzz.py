@@ -12,8 +12,22 @@ KEY = "fuzz-admin-key-01"
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(settings, built_index):
-    s = settings.model_copy(update={"llm_backend": "none", "api_keys": f"{KEY}:fuzz:admin:public", "rate_limit_per_minute": 1_000_000})
+def fuzz_app(settings, units, tmp_path_factory):
+    """An app on its own copy of the corpus and its own index: the fuzzer, as an admin, writes
+    curated answers and rebuilds, which must not change what the other tests read."""
+    import shutil
+
+    from index.build import build_index
+    from index.embeddings import get_embedding_model
+    from index.tokenizer import get_tokenizer
+
+    root = tmp_path_factory.mktemp("fuzz")
+    shutil.copytree(settings.corpus_dir, root / "corpus")
+    s = settings.model_copy(update={
+        "corpus_dir": root / "corpus", "data_dir": root / "data",
+        "llm_backend": "none", "api_keys": f"{KEY}:fuzz:admin:public", "rate_limit_per_minute": 1_000_000,
+    })
+    build_index(units, s, embed_model=get_embedding_model(s), tokenizer=get_tokenizer())
     return create_app(s)
 
 

@@ -19,7 +19,9 @@ from tests.conftest import PROJECT_ROOT
 @pytest.fixture(scope="module")
 def outcome(settings, built_index, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    return run_eval(settings.model_copy(update={"llm_backend": "none"}), EvalOptions(mode="clauses", out_dir=out), command="pytest")
+    # The office section builds four more indexes (tests/test_eval_office.py runs a slice of it);
+    # the comparison section needs none and takes seconds, so CI gates on it.
+    return run_eval(settings.model_copy(update={"llm_backend": "none"}), EvalOptions(mode="clauses", out_dir=out, compare=True), command="pytest")
 
 
 def test_report_files_are_written(outcome):
@@ -39,6 +41,15 @@ def test_both_halves_are_reported_side_by_side(outcome):
     assert "retrieval.hit@5" in gaps
     report = (outcome.out_dir / "report.md").read_text(encoding="utf-8")
     assert "## Tune vs. holdout" in report and "| retrieval hit@5 |" in report
+
+
+def test_the_comparison_section_is_reported_and_the_office_section_left_out(outcome):
+    cmp_ = outcome.summary["compare"]
+    assert cmp_["n"] == outcome.summary["meta"]["n_compare"] > 20 and cmp_["splits"]["holdout"]["right_clause"] is not None
+    assert "office" not in outcome.summary and (outcome.out_dir / "compare_results.jsonl").is_file()
+    assert {g["metric"] for g in outcome.summary["split_gaps"]} >= {"compare.right_clause", "retrieval.hit@5"}
+    report = (outcome.out_dir / "report.md").read_text(encoding="utf-8")
+    assert "## Comparison questions" in report and "## Office regulations" not in report
 
 
 def test_no_deterministic_metric_of_the_holdout_half_regresses_against_the_baseline(outcome):

@@ -279,3 +279,72 @@ def test_widget_keyboard_only_at_200_percent(browser, live):
     finally:
         context.close()
     assert errors == [], f"browser console errors: {errors}"
+
+
+@pytest.fixture(scope="module")
+def live_curated(tmp_path_factory, settings):
+    """The app over a copy of the corpus whose registry holds the evaluation's 25 registered answers (no LLM)."""
+    import shutil
+
+    from guideqa.settings import PROJECT_ROOT
+    from index.build import build_index
+    from index.embeddings import get_embedding_model
+    from index.tokenizer import get_tokenizer
+    from ingest.curated import CURATED_FILE
+    from ingest.pipeline import ingest_corpus
+    from service.main import create_app
+
+    root = tmp_path_factory.mktemp("widget-curated")
+    shutil.copytree(PROJECT_ROOT / "corpus", root / "corpus")
+    shutil.copy(PROJECT_ROOT / "eval" / "data" / "curated" / "curated.yaml", root / "corpus" / CURATED_FILE)
+    local = settings.model_copy(update={"data_dir": root / "data", "corpus_dir": root / "corpus", "llm_backend": "none"})
+    result = ingest_corpus(local.corpus_dir)
+    build_index(result.units, local, embed_model=get_embedding_model(local), tokenizer=get_tokenizer())
+    server = LiveServer(create_app(local)).start(timeout=120)
+    yield server
+    server.stop()
+
+
+def _post_json(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as res:  # noqa: S310 - 127.0.0.1 only
+        return json.loads(res.read().decode("utf-8"))
+
+
+def test_widget_shows_the_registered_answer_first_and_offers_similar_questions(browser, live_curated):
+    from playwright.sync_api import expect
+
+    context, page, errors = _open(browser, live_curated, viewport={"width": 1280, "height": 1000})
+    widget = page.locator("guideline-qa")
+    _ask(page, "ハルシネーションってどういう意味？")
+    block = widget.locator("section.curated")
+    expect(block).to_be_visible()
+    expect(block.get_by_role("heading", name="登録済みの回答")).to_be_visible()
+    expect(block.locator(".badge.ai")).to_have_count(0)  # the office wrote it: never badged as AI
+    expect(block.locator("[data-curated='cur-003']")).to_contain_text("ハルシネーション")
+    # Above the composed answer, which still follows.
+    assert page.evaluate("(() => { const r = window.__qa(); return !!(r.querySelector('section.curated').compareDocumentPosition(r.querySelector('section.answer')) & Node.DOCUMENT_POSITION_FOLLOWING); })()")
+    block.locator("button.cite").first.click()
+    dialog = widget.locator("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("生成AIが事実と異なることをもっともらしく回答すること")
+    dialog.get_by_role("button", name="閉じる").click()
+
+    # 「よく似た質問」 lists what the API offers, and clicking one asks it.
+    question = "生成AIを導入している自治体はどのくらいありますか？"
+    similar = _post_json(f"{live_curated.url}/v1/ask", {"question": question, "mode": "clauses"})["similar"]
+    _ask(page, question)
+    buttons = widget.locator("section.similar button")
+    assert similar, "the registry holds questions close to this one"
+    expect(buttons).to_have_count(len(similar))
+    previous = _answer_id(page)
+    buttons.first.click()
+    _wait_done(page, previous, WAIT)
+    expect(widget.get_by_label("質問", exact=True)).to_have_value(similar[0]["question"])
+    expect(block.locator(f"[data-curated='{similar[0]['id']}']")).to_be_visible()  # asked word for word: its own answer
+
+    # A question about something else leaves no registered answer behind.
+    _ask(page, "年次有給休暇の申請は何日前までに出せばいいですか？")
+    expect(block).to_be_hidden()
+    context.close()
+    assert errors == [], f"browser console errors: {errors}"

@@ -22,9 +22,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from index.display import citation_label
 from index.search import SearchHit, SearchResult, Searcher
 from index.store import QueryFilter
-from index.tokenizer import COMPOUND_PREFIX, JapaneseTokenizer
+from index.tokenizer import JapaneseTokenizer
 from index.text import bare_section, section_names
 from ingest.cleaning import nfkc, squash
 from ingest.sentences import LIST_MARKER, split_sentences
@@ -32,10 +33,12 @@ from service.answer.coverage import Coverage, assess_coverage
 from service.answer.polarity import polarity
 from service.answer.shape import QuestionPart, analyse_question
 
-__all__ = ["Piece", "ComposedPart", "Composer", "MAX_ITEMS_SHOWN", "piece_label"]
+__all__ = ["Piece", "ComposedPart", "Composer", "MAX_ITEMS_SHOWN"]
 
 #: An enumeration longer than this shows its first items, the total, and the rest on request.
 MAX_ITEMS_SHOWN = 12
+#: A comparison shows at most this many documents side by side.
+MAX_COMPARED = 6
 #: A section holding more units than this is too broad to list as "the items" of anything.
 MAX_SECTION_UNITS = 40
 _ITEM_LINE = re.compile(r"^\s*(?:[(（][0-9０-９一二三四五六七八九十]+[)）]|[⑴-⒇①-⑳]|[一二三四五六七八九十]+[\s　]|[イロハニホヘトチリヌ][\s　]|[-・•✓✔☑])")
@@ -45,6 +48,9 @@ _DATE = re.compile(r"(?:令和|平成|昭和)\s*[0-9０-９元]+\s*年|[0-9０-�
 _COMPARISON_WORDS = re.compile(
     r"(?:で|と|では)?(?:どう|何か|なにか)?(?:違う|違い|ちがう|比べる|比べて|比較|異なる|同じ(?:こと)?|共通)[^、。？?]{0,12}[？?]?|それぞれ[^、。？?]{0,10}[？?]?|両方[^、。？?]{0,8}[？?]?|[？?]"
 )
+_LEGAL_HEAD = re.compile(r"^(?:第[0-9一二三四五六七八九十百]+[章節款目条項号]|附則|別表|様式)")
+# 「別表第1に掲げる」: a provision that hands its list to a table.
+_TABLE_REFERENCE = re.compile(r"(別表第?[0-9０-９一二三四五六七八九十]*)(?:に|の|で|を)")
 _TIME_COUNTERS = ("年", "か月", "ヶ月", "カ月", "月", "日", "時間")
 _REFERS_BACK = re.compile(r"^(?:そのうち|その中で|その中の|そのほか|それ|その|これ|あれ|で、|では|じゃあ|なら)")
 _MONEY = re.compile(r"[0-9０-９,，.]+\s*(?:円|万円|億円|ドル|千円)|(?:料金|費用|価格|金額|負担額|単価)[^。]{0,12}[0-9０-９]")
@@ -71,7 +77,7 @@ class Piece:
 
     @property
     def label(self) -> str:
-        return piece_label(self.unit)
+        return citation_label(self.unit)
 
 
 @dataclass
@@ -87,23 +93,9 @@ class ComposedPart:
     heading: str = ""
     notes: list[str] = field(default_factory=list)
     lead: str | None = None
+    columns: list[tuple[str, bool]] = field(default_factory=list)  # comparison: (doc_id, says something)
     coverage: Coverage | None = None
     hits: list[SearchHit] = field(default_factory=list)
-
-
-def piece_label(unit: dict[str, Any]) -> str:
-    """How a citation names its place: 「第3条第3項」 for a rule, else the last sections of its path."""
-    if unit.get("label"):
-        return unit["label"]
-    path = [bare_section(s) for s in unit["section_path"][1:]]
-    path = [p for p in path if p]
-    return " > ".join(path[-2:])
-
-
-def _content(tokenizer: JapaneseTokenizer, text: str, *, query: bool = False) -> set[str]:
-    return {t for t in tokenizer.tokens(text, query=query) if not t.startswith(COMPOUND_PREFIX)} | {
-        t for t in tokenizer.tokens(text, query=query) if t.startswith(COMPOUND_PREFIX)
-    }
 
 
 def _first_sentence(text: str, limit: int = 120) -> str:
@@ -171,7 +163,10 @@ def _cells(text: str) -> str:
 
 
 def _item_text(unit: dict[str, Any]) -> str:
-    """The short verbatim line naming one item: a checklist item's title line, else the first sentence."""
+    """The short verbatim line naming one item: a checklist item's title line, a table row's cells,
+    else the first sentence."""
+    if unit["kind"] == "table_row":
+        return _cells(unit["text"])
     if unit.get("title") and unit["kind"] == "clause":
         first = LIST_MARKER.sub("", unit["text"].splitlines()[0]).strip()
         return first if len(first) <= 120 else first[:120] + "…"
@@ -242,7 +237,7 @@ class Composer:
             out.notes.append(f"「{'」「'.join(named.unknown)}」の文書は登録されていません。")
             return self._nearest(out, query, result.hits)
         if shape == "comparison":
-            return self._comparison(out, part, query, flt, named_ids or self._docs_in(result.hits))
+            return self._comparison(out, query, flt, named_ids or self._docs_in(result.hits))
 
         # The office's own rules first, then the documents the question names, then everything.
         scopes: list[tuple[str, SearchResult]] = []
@@ -276,8 +271,9 @@ class Composer:
 
     def _by_shape(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         self._by_shape_pieces(out, part, query, hits, flt)
-        out.pieces = _whole_provisions(out.pieces)
-        out.candidates = _whole_provisions(out.candidates)
+        if out.shape != "enumeration":
+            out.pieces = _whole_provisions(out.pieces)
+            out.candidates = _whole_provisions(out.candidates)
 
     def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         shape = out.shape
@@ -291,9 +287,11 @@ class Composer:
                 # else they say (the honest answer to 「いくらかかる？」 with no price anywhere).
                 out.covered = False
             return
-        if shape == "may_i" and self._may_i(out, query, hits):
+        if shape == "may_i" and self._may_i(out, query, hits, flt):
+            self._require_focus(out, query, flt)
             return
-        self._open_fact(out, query, hits)
+        self._open_fact(out, query, hits, flt)
+        self._require_focus(out, query, flt)
 
     def _merge_scopes(self, out: ComposedPart, found: list[tuple[str, ComposedPart]]) -> ComposedPart:
         """Local rule first, then the rest; enumerations and figures answer from the first scope alone."""
@@ -332,7 +330,7 @@ class Composer:
 
     # ------------------------------------------------------------------ enumeration
     def _enumeration(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
-        units = self._named_section_units(query, flt) or self._common_section_units(hits, flt)
+        units = self._named_section_units(query, flt) or self._referenced_table_rows(hits, flt) or self._common_section_units(hits, flt)
         if units and part.tags:
             tagged = [u for u in units if set(part.tags) & set(u.get("tags") or [])]
             units = tagged or units
@@ -377,6 +375,26 @@ class Composer:
             ordered.append(((u["doc_id"], occ["line_start"]), shown))
         return [u for _, u in sorted(ordered, key=lambda x: x[0])]
 
+    def _referenced_table_rows(self, hits: list[SearchHit], flt: QueryFilter) -> list[dict[str, Any]]:
+        """The rows of the 別表 that one of the best provisions hands its list to (「別表第1に掲げる許可サービスに限る」)."""
+        for h in hits[:2]:
+            m = _TABLE_REFERENCE.search(nfkc(h.unit["text"]))
+            if not m or not h.unit.get("label"):
+                continue
+            name = m.group(1)
+            prefix = next(
+                (o.path[:2] for o in self.searcher.occurrences_under(h.unit["section_path"][:1], doc_id=h.unit["doc_id"])
+                 if len(o.path) >= 2 and nfkc(o.path[1]).replace(" ", "").startswith(name)),
+                None,
+            )
+            if prefix is None:
+                continue
+            ids = [o.unit_id for o in self.searcher.occurrences_under(prefix, doc_id=h.unit["doc_id"])]
+            rows = [u for u in self.searcher.get_units(ids, flt=flt) if u["kind"] == "table_row"]
+            if len(rows) >= 2:
+                return sorted(rows, key=lambda u: u["line_start"])
+        return []
+
     def _common_section_units(self, hits: list[SearchHit], flt: QueryFilter) -> list[dict[str, Any]]:
         """The units of the deepest section that at least two of the top hits share."""
         top = [h.unit for h in hits[:5]]
@@ -408,7 +426,11 @@ class Composer:
 
     @staticmethod
     def _section_name(unit: dict[str, Any]) -> str:
-        path = [bare_section(s) for s in unit["section_path"][1:]]
+        # A rule's article reads as written (第8条（禁止事項）); other sections without their numbering.
+        path = [
+            re.sub(r"[(（][^()（）]*関係[)）]$", "", nfkc(s).strip()) if _LEGAL_HEAD.match(nfkc(s)) else bare_section(s)
+            for s in unit["section_path"][1:]
+        ]
         path = [p for p in path if p and not p.startswith(("必須", "推奨"))]
         if unit.get("title") and path and bare_section(unit["title"]) == path[-1]:
             path = path[:-1]
@@ -492,9 +514,30 @@ class Composer:
             for u in rows
         ]
 
+    def _with_sibling_provisions(self, hits: list[SearchHit], flt: QueryFilter) -> list[SearchHit]:
+        """``hits`` plus the other 項 of the articles the best hits belong to: 「研修を受けなかったら？」
+        is answered by the 項 after the one that orders the training."""
+        seen = {h.unit_id for h in hits}
+        extra: list[tuple[str, SearchHit]] = []
+        for h in hits[:3]:
+            label, path = h.unit.get("label") or "", h.unit["section_path"]
+            if not label or len(path) < 3 or not re.search(r"第[0-9一二三四五六七八九十]+項$", nfkc(path[-1])):
+                continue
+            for o in self.searcher.occurrences_under(path[:-1], doc_id=h.unit["doc_id"]):
+                if o.unit_id not in seen:
+                    seen.add(o.unit_id)
+                    extra.append((o.unit_id, h))
+        if not extra:
+            return hits
+        found = {u["id"]: u for u in self.searcher.get_units([uid for uid, _ in extra], flt=flt)}
+        return hits + [
+            SearchHit(unit=found[uid], score=0.0, dense_score=h.dense_score, lexical=0.0, matched_terms=[], rank=h.rank)
+            for uid, h in extra if uid in found
+        ]
+
     # ------------------------------------------------------------------ may I
-    def _may_i(self, out: ComposedPart, query: str, hits: list[SearchHit]) -> bool:
-        ranked = self._rank_sentences(query, hits[:5])
+    def _may_i(self, out: ComposedPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
+        ranked = self._rank_sentences(query, self._with_sibling_provisions(hits[:8], flt))
         for p in ranked:
             if polarity(p.text):
                 p.score += 0.15  # a sentence that permits, conditions or forbids is what was asked
@@ -510,29 +553,77 @@ class Composer:
         return True
 
     # ------------------------------------------------------------------ open fact
-    def _open_fact(self, out: ComposedPart, query: str, hits: list[SearchHit]) -> None:
-        ranked = self._rank_sentences(query, hits[:5], rows=True)
+    def _open_fact(self, out: ComposedPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
+        ranked = self._rank_sentences(query, self._with_sibling_provisions(hits[:8], flt), rows=True)
         out.pieces = self._distinct(ranked, 2, floor=0.9)
         out.candidates = ranked[:5]
 
+    def _require_focus(self, out: ComposedPart, query: str, flt: QueryFilter) -> None:
+        """Not covered when the pieces hold none of the question's rarest words.
+
+        Retrieval finds a near clause for anything asked about this field; whether it answers
+        shows in the rarest words the question and the corpus share (利用料, 予算): a piece
+        without any of them answers another question. Words the corpus never uses say nothing
+        either way, and words naming a document are only where to look.
+        """
+        if not out.pieces:
+            return
+        titles = self._terms(" ".join(f"{d.title} {d.issuer}" for d in self.searcher.documents(flt=flt).values()))
+
+        def nouns(tokens: Iterable[str]) -> set[str]:
+            # Nouns carry the topic (kanji, katakana, names); verbs and short codes (入れる, r7)
+            # vary with the asker's wording.
+            return {
+                t for t in tokens
+                if t not in titles and len(t) >= 2 and not re.search(r"[\u3040-\u309f]", t)
+                and not (t.isascii() and len(t) < 3) and self.searcher.term_units(t) > 0
+            }
+
+        asked = self.tokenizer.tokens(query)
+        focus = sorted(nouns(asked), key=lambda t: -self.searcher.term_weight(t))[:2]
+        if len(focus) < 2:
+            return
+        # The corpus's own word for the asker's (ホームページ → ウェブサイト) counts as the word.
+        accepted = set(focus) | (nouns(self.tokenizer.tokens(query, query=True)) - set(asked))
+        held = set()
+        for p in out.pieces:
+            held |= self._terms(" ".join([p.text, p.unit["text"], p.unit.get("row") or "", *p.unit["section_path"][1:]]))
+        if not held & accepted:
+            out.covered = False
+
     # ------------------------------------------------------------------ comparison
-    def _comparison(self, out: ComposedPart, part: QuestionPart, query: str, flt: QueryFilter, doc_ids: list[str]) -> ComposedPart:
-        """Each named document's best clause on the topic, side by side; a plain note where one says nothing."""
+    def compare(self, topic: str, *, flt: QueryFilter, doc_ids: list[str] | None = None) -> ComposedPart:
+        """``topic`` across documents, side by side: ``POST /v1/compare`` and ``guideqa compare``.
+
+        Args:
+            doc_ids: the documents to compare (default: every document the caller may see,
+                the office's own rules first).
+        """
         docs = self.searcher.documents(flt=flt)
-        topic = _COMPARISON_WORDS.sub("、", self.searcher.named_documents(query, flt=flt).topic(query)).strip("、")
-        topic = topic if len(self._terms(topic)) >= 1 else query
+        order = {"binding": 0, "guidance": 1, "reference": 2}
+        wanted = [d for d in (doc_ids or sorted(docs, key=lambda d: (order.get(docs[d].authority, 3), d))) if d in docs]
+        out = ComposedPart(question=topic, shape="comparison", covered=False)
+        return self._comparison(out, topic, flt, wanted, topic_given=True)
+
+    def _comparison(self, out: ComposedPart, query: str, flt: QueryFilter, doc_ids: list[str], *, topic_given: bool = False) -> ComposedPart:
+        """Each document's best sentence on the topic, side by side; a plain note where one says nothing."""
+        docs = self.searcher.documents(flt=flt)
+        topic = query
+        if not topic_given:
+            topic = _COMPARISON_WORDS.sub("、", self.searcher.named_documents(query, flt=flt).topic(query)).strip("、")
+            topic = topic if len(self._terms(topic)) >= 1 else query
         out.shape = "comparison"
-        for doc_id in doc_ids[:4]:
+        for doc_id in doc_ids[:MAX_COMPARED]:
             res = self._search(topic, flt, doc_ids=[doc_id], top_k=5)
-            cov = assess_coverage(res.hits)
-            title = docs[doc_id].title if doc_id in docs else doc_id
-            if not cov.covered:
+            ranked = self._rank_sentences(topic, res.hits[:3], rows=True) if assess_coverage(res.hits).covered else []
+            chosen = self._distinct(ranked, 2, floor=0.9)
+            out.columns.append((doc_id, bool(chosen)))
+            if not chosen:
+                title = docs[doc_id].title if doc_id in docs else doc_id
                 out.notes.append(f"{title}: 該当する記載が見つかりませんでした。")
-                continue
-            ranked = self._rank_sentences(topic, res.hits[:3], rows=True)
-            for p in self._distinct(ranked, 2, floor=0.9):
+            for p in _whole_provisions(chosen):
                 p.role = "quote"
-                p.scope = "named"
+                p.scope = "local" if p.unit.get("authority") == "binding" else "named"
                 out.pieces.append(p)
         out.covered = bool(out.pieces)
         return out

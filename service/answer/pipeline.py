@@ -3,6 +3,8 @@
 :meth:`Answerer.stream` yields events in the order a user should see them:
 
 * ``clauses``   — the ranked clauses, at once (before anything else);
+* ``curated``   — ``{"curated", "similar"}``: the office's registered answer to a closely
+  matching question (or ``null``) and similar registered questions (:mod:`service.curated`);
 * ``check``     — the confidentiality verdict card, when the question is of that kind;
 * ``answer``    — the composed answer: verbatim pieces of the documents with their
   citations, built from the documents' structure without the model (on screen within
@@ -39,7 +41,8 @@ from service.answer.prompt import ABSTAIN_TEXT
 from service.answer.render import RenderedAnswer, citation_for, render_parts
 from service.answer.shape import analyse_question
 from service.check import CheckEngine
-from service.models import AskResponse, CheckResponse, Filters, RemovedSentence
+from service.curated import CuratedMatcher
+from service.models import AskResponse, CheckResponse, CompareResponse, Filters, RemovedSentence
 from service.search import hit_public, to_query_filter
 
 __all__ = ["Answerer", "AskEvent", "LLMQueue", "ABSTAIN_MESSAGE", "CLAUSES_MESSAGE", "FALLBACK_NOTICE", "BUSY_NOTICE"]
@@ -132,6 +135,7 @@ class Answerer:
         self.check_engine = check
         self.queue = queue or LLMQueue(settings.llm_queue_size)
         self.composer = Composer(searcher, tokenizer)
+        self.curated = CuratedMatcher(searcher, cite=citation_for)
 
     @property
     def model_name(self) -> str | None:
@@ -162,6 +166,10 @@ class Answerer:
         timings["retrieve_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         related = [hit_public(h) for h in result.hits]
         yield AskEvent("clauses", related)
+        # The office's registered answer to a closely matching question comes first, before composing.
+        curated, similar = self.curated.match(question, flt=flt, ranked_ids=[h.unit_id for h in result.hits])
+        timings["curated_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        yield AskEvent("curated", {"curated": curated, "similar": similar})
 
         check: CheckResponse | None = None
         if self.check_engine is not None and self.check_engine.is_check_question(question):
@@ -171,7 +179,10 @@ class Answerer:
 
         def finish(**fields: Any) -> AskResponse:
             timings["total_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-            return AskResponse(answer_id=answer_id, index_version=result.index_version, related=related, timings=timings, check=check, **fields)
+            return AskResponse(
+                answer_id=answer_id, index_version=result.index_version, related=related, timings=timings, check=check,
+                curated=curated, similar=similar, **fields,
+            )
 
         if mode == "clauses":
             covered = assess_coverage(result.hits, unknown_entities=result.unknown_entities).covered
@@ -186,7 +197,8 @@ class Answerer:
             # The verdict comes from the rules; its text is assembled, not generated. The clauses
             # that bear on the question (the office's own rule first) are composed beneath it,
             # and so is any other part of it (「…入れていい？あと研修は必要？」). No model here.
-            parts = self.composer.compose(question, flt=flt, first=result, parts=asks)
+            # Beneath a verdict, a part the clauses do not cover adds nothing: the verdict answered it.
+            parts = [p for p in self.composer.compose(question, flt=flt, first=result, parts=asks) if p.covered]
             rendered = render_parts(parts, lead_text=verdict_text(check), cited=check.citations)
             yield AskEvent("citations", {"citations": rendered.citations, "removed": []})
             yield AskEvent(
@@ -196,7 +208,8 @@ class Answerer:
             return
 
         parts = self.composer.compose(question, flt=flt, first=result, parts=asks)
-        rendered = render_parts(parts)
+        documents = self.searcher.documents(flt=flt) if any(p.shape == "comparison" for p in parts) else None
+        rendered = render_parts(parts, documents=documents)
         timings["compose_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         yield AskEvent("answer", self._draft(rendered))
 
@@ -219,8 +232,6 @@ class Answerer:
                         dropped = apply_choice(part, choice, self.tokenizer)
                         if dropped:
                             removed.append(RemovedSentence(sentence=(choice.lead if choice else raw)[:200], reason=dropped))  # type: ignore[arg-type]
-                        if time.perf_counter() - t_gen > self.settings.llm_timeout_s:
-                            raise LLMError(detail=f"choosing exceeded {self.settings.llm_timeout_s}s")
                     timings["generate_ms"] = round((time.perf_counter() - t_gen) * 1000, 1)
                 model = self.model_name
             except Overloaded:
@@ -229,7 +240,7 @@ class Answerer:
                 log.warning("LLM failed, keeping the composed answer: %s", exc.detail or exc.message)
                 notice = FALLBACK_NOTICE
                 yield AskEvent("error", {"code": exc.code, "message": exc.message})
-            rendered = render_parts(parts)
+            rendered = render_parts(parts, documents=documents)
             timings["ttft_ms"] = round((time.perf_counter() - t0) * 1000, 1)
             yield AskEvent("answer", self._draft(rendered))
         elif self.backend is None and any(p.covered for p in parts):
@@ -239,7 +250,8 @@ class Answerer:
         yield AskEvent(
             "done",
             finish(
-                answer=rendered.text, citations=rendered.citations, parts=rendered.parts, abstained=rendered.abstained,
+                answer=rendered.text, citations=rendered.citations, parts=rendered.parts, comparison=rendered.comparison,
+                abstained=rendered.abstained,
                 mode="answer", model=model if rendered.ai_generated else None, removed=removed, notice=notice,
                 ai_generated=rendered.ai_generated,
             ),
@@ -247,4 +259,18 @@ class Answerer:
 
     @staticmethod
     def _draft(rendered: RenderedAnswer) -> dict[str, Any]:
-        return {"answer": rendered.text, "parts": rendered.parts, "citations": rendered.citations, "ai_generated": rendered.ai_generated}
+        return {
+            "answer": rendered.text, "parts": rendered.parts, "comparison": rendered.comparison,
+            "citations": rendered.citations, "ai_generated": rendered.ai_generated,
+        }
+
+    def compare(self, topic: str, *, groups: list[str] | None, doc_ids: list[str] | None = None) -> CompareResponse:
+        """``topic`` side by side across documents (no model): each one's best sentences, or that it says nothing."""
+        t0 = time.perf_counter()
+        flt = to_query_filter(None, groups)
+        part = self.composer.compare(topic, flt=flt, doc_ids=doc_ids)
+        rendered = render_parts([part], documents=self.searcher.documents(flt=flt))
+        return CompareResponse(
+            topic=topic, comparison=rendered.comparison, parts=rendered.parts, index_version=self.searcher.index_version,
+            timings={"total_ms": round((time.perf_counter() - t0) * 1000, 1)},
+        )

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.answer.compose import MAX_ITEMS_SHOWN, ComposedPart, piece_label
+from index.display import citation_label
+from service.answer.compose import MAX_ITEMS_SHOWN, ComposedPart
 from service.answer.prompt import ABSTAIN_TEXT
-from service.models import AnswerPart, Citation, PiecePublic
+from service.models import AnswerPart, Citation, ComparisonColumn, PiecePublic
 
 __all__ = ["citation_for", "render_parts", "RenderedAnswer", "NEAREST_LABEL", "GUIDANCE_LABEL"]
 
@@ -27,7 +28,7 @@ def citation_for(n: int, unit: dict[str, Any]) -> Citation:
         doc_id=unit.get("doc_id", ""),
         doc_title=unit["doc_title"],
         authority=unit.get("authority") or "",
-        label=piece_label(unit),
+        label=citation_label(unit),
         section_path=unit["section_path"],
         quote=unit["text"],
         source_file=unit["source_file"],
@@ -37,12 +38,14 @@ def citation_for(n: int, unit: dict[str, Any]) -> Citation:
 
 
 class RenderedAnswer:
-    """The answer text, its citations in order of first use, and the structured parts."""
+    """The answer text, its citations in order of first use, the structured parts and, for a
+    comparison, one column per document."""
 
-    def __init__(self, text: str, citations: list[Citation], parts: list[AnswerPart]):
+    def __init__(self, text: str, citations: list[Citation], parts: list[AnswerPart], comparison: list[ComparisonColumn]):
         self.text = text
         self.citations = citations
         self.parts = parts
+        self.comparison = comparison
 
     @property
     def abstained(self) -> bool:
@@ -57,7 +60,9 @@ def _quoted(text: str) -> str:
     return text if text.startswith(("「", "[")) else f"「{text}」"
 
 
-def render_parts(parts: list[ComposedPart], *, lead_text: str = "", cited: list[Citation] | None = None) -> RenderedAnswer:
+def render_parts(
+    parts: list[ComposedPart], *, lead_text: str = "", cited: list[Citation] | None = None, documents: dict[str, Any] | None = None
+) -> RenderedAnswer:
     """Lay the composed parts out as one answer with numbered citations.
 
     Args:
@@ -65,6 +70,7 @@ def render_parts(parts: list[ComposedPart], *, lead_text: str = "", cited: list[
         lead_text: text placed before the parts (a confidentiality verdict), already
             numbered against ``cited``.
         cited: citations ``lead_text`` uses; the parts' citations continue their numbering.
+        documents: the index's documents by doc_id (titles and issuers of comparison columns).
     """
     citations: list[Citation] = list(cited or [])
     numbers: dict[str, int] = {c.unit_id: c.n for c in citations}
@@ -126,4 +132,24 @@ def render_parts(parts: list[ComposedPart], *, lead_text: str = "", cited: list[
                 heading=part.heading, total=part.total, shown=shown, pieces=pieces, notes=part.notes,
             )
         )
-    return RenderedAnswer("\n".join(lines), citations, public)
+    comparison = [
+        _column(doc_id, covered, part, citations, documents or {})
+        for part in parts if part.shape == "comparison" for doc_id, covered in part.columns
+    ]
+    return RenderedAnswer("\n".join(lines), citations, public, comparison)
+
+
+def _column(doc_id: str, covered: bool, part: ComposedPart, citations: list[Citation], documents: dict[str, Any]) -> ComparisonColumn:
+    ids = [p.unit_id for p in part.pieces if p.unit["doc_id"] == doc_id]
+    doc = documents.get(doc_id)
+    first = next((p.unit for p in part.pieces if p.unit["doc_id"] == doc_id), None)
+    title = doc.title if doc else (first["doc_title"] if first else doc_id)
+    return ComparisonColumn(
+        doc_id=doc_id,
+        doc_title=title,
+        issuer=doc.issuer if doc else (first.get("issuer", "") if first else ""),
+        authority=doc.authority if doc else (first.get("authority", "") if first else ""),
+        covered=covered,
+        clauses=[c for c in citations if c.unit_id in ids],
+        note=None if covered else f"{title}: 該当する記載が見つかりませんでした。",
+    )

@@ -110,8 +110,9 @@ def definition_term(text: str) -> str | None:
     term = head[-1] if head[-1] else (head[-2] if len(head) > 1 else "")
     term = re.sub(r"^(?:その|この|あの|ところで|そもそも|で|ね|えっと)", "", term)
     term = re.sub(r"(?:って|は|の|が|を)$", "", term).strip("「」『』\"' ")
-    # A term is a noun: 「一番多い」 (ends in kana) is a question about something else.
-    if not term or re.search(r"[\u3040-\u309f]$", term):
+    # A term is a noun phrase: 「一番多い」 (ends in kana) or 「生成AIに入れちゃダメな情報」 (particles
+    # and verbs inside) is a question about something else.
+    if not term or re.search(r"[\u3040-\u309f]$", term) or re.search(r"[\u3040-\u309f]", term.replace("の", "")):
         return None
     return term
 
@@ -122,12 +123,18 @@ def _shape_of(text: str, rules: ShapeRules) -> QuestionPart:
     sentences = [s for s in re.split(r"(?<=[。！!])", _fold(text)) if s]
     asking = [s for s in sentences if re.search(r"[?？]", s)]
     folded = asking[-1] if asking else _fold(text)
-    shape = next((s for s, rx in rules.compiled() if rx.search(folded)), "open_fact")
-    part = QuestionPart(text=text, shape=shape)
-    if shape == "definition":
-        part.term = definition_term(text)
-        if not part.term:
-            part.shape = "open_fact"
+    term = None
+    shape = "open_fact"
+    for s, rx in rules.compiled():
+        if not rx.search(folded):
+            continue
+        if s == "definition":
+            term = definition_term(text)
+            if not term:
+                continue  # 「ダメな情報って何？」 asks for something other than a term's meaning
+        shape = s
+        break
+    part = QuestionPart(text=text, shape=shape, term=term if shape == "definition" else None)
     if shape == "enumeration":
         named = [t for t in ("必須", "推奨") if t in folded]
         # One level named alone limits the list; both, or 「推奨も含めて」, ask for all of it.

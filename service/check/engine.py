@@ -31,6 +31,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from index.display import citation_label
 from ingest.cleaning import nfkc, squash
 from service.check.policy import LocalPolicy, PolicyRule
 from service.check.rules import AttributeRule, CheckRules, ClassRule
@@ -43,6 +44,8 @@ _CLASS_NAMED = re.compile(r"(?:自治体)?(?:機密性)?\s*(3\s*[ABCabc])(?:情�
 # 「…していい？」「…しても大丈夫？」「扱いたい」: asking for permission, whatever the verb.
 _PERMISSION = re.compile(r"(?:て|で)も?(?:いい|よい|良い|大丈夫|OK|構わない|問題ない)|たい[。？?]?$|たい。|可否|ダメ|だめ|駄目")
 # Information named only generically (このExcel, 業務のデータ): still a check, answered 判断できない.
+# Using what the AI produced (publishing its text, posting its image) is not putting information into it.
+_OUTPUT_USE = re.compile(r"(?:AI|生成AI|チャット)(?:が|で|に)(?:書い|作っ|作成し|生成し|書かせ|作らせ)|(?:書いた|作った|生成した|作成した)(?:文章|文|画像|もの|資料)|載せ|掲載|公開し|公表し|配布し")
 _SOME_DATA = re.compile(r"データ|情報|資料|ファイル|EXCEL|エクセル|文書|メモ|名簿")
 _SERVICE_CASES = (("ismap", "ISMAP登録サービス"), ("cloud", "インターネット接続系・パブリッククラウド（対策実施）"), ("yakkan", "約款型・規約同意のみのサービス"))
 # Personal data named without saying whose: could be 3B (住民) or 3C (職員).
@@ -142,7 +145,10 @@ class CheckEngine:
     def is_check_question(self, question: str) -> bool:
         """A question of the 「この情報を、このサービスに入れていい？」 kind."""
         q = _fold(question)
-        intent = any(_fold(p) in q for p in self.rules.intent_patterns) or bool(_PERMISSION.search(q))
+        puts_in = any(_fold(p) in q for p in self.rules.intent_patterns if p != "大丈夫")
+        if not puts_in and _OUTPUT_USE.search(q):
+            return False
+        intent = puts_in or any(_fold(p) in q for p in self.rules.intent_patterns) or bool(_PERMISSION.search(q))
         if not intent:
             return False
         info = bool(self._items(question)[0]) or bool(_CLASS_NAMED.search(nfkc(question))) or bool(_SOME_DATA.search(q))
@@ -225,6 +231,7 @@ class CheckEngine:
             doc_id=unit.get("doc_id", ""),
             doc_title=unit["doc_title"],
             authority=unit.get("authority") or "",
+            label=citation_label(unit),
             section_path=unit["section_path"],
             quote=find_span(unit["text"], quote),
             source_file=unit["source_file"],

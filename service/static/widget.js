@@ -271,6 +271,19 @@
                        white-space: pre-wrap; font-family: inherit; }
   `;
 
+  /* The registered answer (登録済みの回答) and the similar registered questions (よく似た質問). */
+  const CURATED_STYLE = `
+    .curated { margin-top: 0.75rem; border: 2px solid #1b7a3a; border-radius: 0.5rem; background: #f3faf5; padding: 0.75rem; }
+    .curated h3 { margin: 0; }
+    .badge.registered { color: #11592a; background: #eaf6ee; }
+    .curated-text { white-space: pre-wrap; margin: 0.4rem 0; }
+    .curated .cites { display: flex; flex-wrap: wrap; gap: 0.3rem; align-items: center; }
+    .similar { margin-top: 0.75rem; }
+    .similar ul { margin: 0.2rem 0; padding-left: 1.2rem; }
+    .similar button.link { text-align: left; }
+  `;
+  const CURATED_NOTICE = "この回答は担当部署が登録したものです（AIが生成したものではありません）。下に、文書の該当箇所から構成した回答も示します。";
+
   /* ------------------------------------------------------------------ */
   /* The custom element.                                                 */
   /* ------------------------------------------------------------------ */
@@ -542,6 +555,9 @@
           this.renderClauses(data);
           this.setStatus(this.streamState.mode === "answer" ? "回答を作成しています…" : "該当箇所を表示しています…");
           break;
+        case "curated":
+          this.renderCurated(data);
+          break;
         case "check":
           this.renderVerdict(data);
           this.streamState.rules = true; // the text that follows is assembled from the rules, not generated
@@ -580,6 +596,7 @@
       if (!data || typeof data !== "object") return;
       if (this.els.clauses.hidden && Array.isArray(data.related)) this.renderClauses(data.related); // non-streamed reply
       if (data.check && this.els.verdict.hidden) this.renderVerdict(data.check);
+      if (!this.curatedRendered) this.renderCurated(data);
       this.setCitations(data.citations || []);
       const composed = Array.isArray(data.parts) && data.parts.length > 0;
       const kind = data.model === "rules" ? "rules" : composed ? "composed" : data.mode === "clauses" || data.ai_generated === false ? "clauses" : "answer";
@@ -611,6 +628,7 @@
       this.citations = new Map();
       this.answerId = null;
       this.streamState = { done: false, rules: false, error: false, text: "" };
+      this.resetCurated();
       if (e.dialog.open) e.dialog.close();
     }
 
@@ -856,6 +874,12 @@
         dl.append(h("dt", {}, term), h("dd", {}, body));
       };
       const row = check.table_row;
+      if (check.decided_by === "local_policy") {
+        const own = (check.citations || [])[0];
+        add("判定の根拠", own ? `本団体の規程（${own.doc_title || ""} ${own.label || ""}）` : "本団体の規程");
+      } else if (check.decided_by === "table") {
+        add("判定の根拠", "国の機密性分類表（総務省資料）");
+      }
       add("機密性分類", check.class ? `機密性${check.class}${row && row.label ? `（${row.label}）` : ""}` : "不明");
       add("対象の情報", check.information);
       add("条件", check.conditions);
@@ -867,6 +891,80 @@
       if (row && row.cloud_rule) add(`分類表（${row.class_id}）のクラウド利用の扱い`, row.cloud_rule);
       card.append(dl);
       card.hidden = false;
+    }
+
+    /* ---------- registered answers (登録済みの回答) ---------- */
+
+    /** The two blocks, made on first use: the registered answer above the composed one, similar questions below it. */
+    curatedSlots() {
+      if (!this.els.curated) {
+        this.shadowRoot.append(h("style", {}, CURATED_STYLE));
+        this.els.curated = h("section", { class: "curated", hidden: true, "aria-label": "登録済みの回答" });
+        this.els.similar = h("section", { class: "similar", hidden: true, "aria-label": "よく似た質問" });
+        this.els.answer.before(this.els.curated);
+        this.els.answer.after(this.els.similar);
+      }
+      return this.els;
+    }
+
+    resetCurated() {
+      this.curatedRendered = false;
+      if (!this.els.curated) return;
+      for (const el of [this.els.curated, this.els.similar]) {
+        clear(el);
+        el.hidden = true;
+      }
+    }
+
+    /**
+     * {curated, similar}: the office's registered answer with its date, author and citation buttons — never
+     * badged as AI — and the similar registered questions, each a button that asks it.
+     */
+    renderCurated(data) {
+      this.resetCurated();
+      this.curatedRendered = true;
+      const { curated, similar } = this.curatedSlots();
+      const item = data && data.curated;
+      if (item && typeof item === "object") {
+        const cites = (Array.isArray(item.citations) ? item.citations : []).map((c, i) =>
+          h("button", {
+            type: "button",
+            class: "cite",
+            "aria-haspopup": "dialog",
+            "aria-label": `登録済みの回答の引用${i + 1}: ${c.doc_title || ""} ${sectionPath(c.section_path)}`.trim(),
+            "data-unit": c.unit_id,
+            onclick: (e) => this.openSource(c, `登録済みの回答の引用 [${i + 1}]`, e.currentTarget),
+          }, `[${i + 1}] ${c.doc_title || ""}${c.label ? ` ${c.label}` : ""}`),
+        );
+        const meta = [item.date ? `登録日 ${item.date}` : "", item.author ? `登録 ${item.author}` : ""].filter(Boolean).join("・");
+        curated.append(
+          h("div", { class: "answer-head" }, h("h3", {}, "登録済みの回答"), h("span", { class: "badge registered" }, "登録済み")),
+          h("p", { class: "meta" }, `登録された質問: ${String(item.question || "")}`),
+          h("p", { class: "curated-text", "data-curated": String(item.id || "") }, String(item.answer || "")),
+          cites.length ? h("div", { class: "cites" }, h("span", { class: "meta" }, "引用元:"), cites) : null,
+          meta ? h("p", { class: "meta" }, meta) : null,
+          h("p", { class: "notice" }, CURATED_NOTICE),
+        );
+        curated.hidden = false;
+      }
+      const list = (Array.isArray(data && data.similar) ? data.similar : []).filter((s) => s && s.question);
+      if (list.length) {
+        similar.append(
+          h("h3", {}, "よく似た質問"),
+          h("ul", {}, list.map((s) => h("li", {}, h("button", {
+            type: "button",
+            class: "link",
+            "data-curated": String(s.id || ""),
+            onclick: () => this.askSimilar(String(s.question)),
+          }, String(s.question))))),
+        );
+        similar.hidden = false;
+      }
+    }
+
+    askSimilar(question) {
+      this.els.question.value = question;
+      this.submit();
     }
 
     /* ---------- source dialog ---------- */

@@ -1,0 +1,109 @@
+"""An office's own rules beside the bundled guidance: the local rule first, in answers and in the check.
+
+A real Qdrant Edge index of the bundled corpus plus one invented municipal regulation
+(eval/data/office, a 訓令 in plain text), with that office's confidentiality policy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from guideqa.errors import RulesError
+from guideqa.settings import PROJECT_ROOT
+from index.store import QueryFilter
+from service.auth import local_caller
+from service.request import run_ask, run_compare
+
+OFFICE = PROJECT_ROOT / "eval" / "data" / "office"
+CITY = "shiomino-city_genai-use-regulation_2025-04-01"
+STAFF = local_caller("test", ("public",))
+
+
+@pytest.fixture(scope="module")
+def office_settings(settings, tmp_path_factory):
+    root = tmp_path_factory.mktemp("office")
+    corpus = root / "corpus"
+    shutil.copytree(PROJECT_ROOT / "corpus", corpus, ignore=shutil.ignore_patterns("curated"))
+    entries = json.loads((corpus / "manifest.json").read_text(encoding="utf-8"))
+    city = next(e for e in json.loads((OFFICE / "manifest.json").read_text(encoding="utf-8")) if e["file"].startswith(CITY))
+    shutil.copy(OFFICE / city["file"], corpus / city["file"])
+    (corpus / "manifest.json").write_text(json.dumps(entries + [city], ensure_ascii=False), encoding="utf-8")
+    return settings.model_copy(update={"data_dir": root / "data", "corpus_dir": corpus, "local_policy_file": OFFICE / "policy-shiomino.yaml"})
+
+
+@pytest.fixture(scope="module")
+def office_state(office_settings):
+    from index.build import build_index
+    from index.embeddings import get_embedding_model
+    from index.tokenizer import get_tokenizer
+    from ingest.pipeline import ingest_corpus
+    from service.state import build_state
+
+    result = ingest_corpus(office_settings.corpus_dir)
+    build_index(result.units, office_settings, embed_model=get_embedding_model(office_settings), tokenizer=get_tokenizer())
+    state = build_state(office_settings, load_llm=False)
+    yield state
+    state.close()
+
+
+def test_the_local_policy_decides_the_check_and_cites_its_article(office_state):
+    resp = run_ask(office_state, STAFF, "機密性2の情報ってネットの生成AIに入れていい？", record=False)
+    assert resp.check is not None and resp.check.verdict == "不可"
+    assert resp.check.decided_by == "local_policy"
+    first = resp.check.citations[0]
+    assert first.doc_id == CITY and first.label == "第11条第1項" and first.authority == "binding"
+    assert resp.answer.startswith("判定: 不可") and "第11条第1項" in resp.answer
+
+
+def test_a_may_i_answer_leads_with_the_office_rule_and_labels_national_guidance(office_state):
+    resp = run_ask(office_state, STAFF, "AIが書いた文章をそのまま市のホームページに載せてもいい？", record=False)
+    pieces = [p for part in resp.parts for p in part.pieces]
+    assert pieces and pieces[0].scope == "local" and pieces[0].label.startswith("第1")
+    assert "汐見野市生成AI利用規程" in resp.answer.splitlines()[0]
+    if any(p.scope == "general" for p in pieces):
+        assert "国・都等のガイドライン（参考）" in resp.answer
+
+
+def test_a_rule_is_quoted_whole_with_its_article_label(office_state):
+    resp = run_ask(office_state, STAFF, "利用記録ってどのくらいの期間保存するの？", record=False)
+    cited = {c.label for c in resp.citations if c.doc_id == CITY}
+    assert "第17条第1項" in cited
+    unit = next(c for c in resp.citations if c.label == "第17条第1項")
+    assert unit.quote.startswith("第17条")
+
+
+def test_a_list_the_rule_hands_to_a_table_is_the_table(office_state):
+    resp = run_ask(office_state, STAFF, "汐見野市で業務に使っていいAIサービスって何がある？", record=False)
+    part = resp.parts[0]
+    assert part.shape == "enumeration" and part.total == 4
+    assert all(p.label == "別表第1" for p in part.pieces if p.role == "item")
+
+
+def test_an_office_with_no_document_is_not_covered(office_state):
+    resp = run_ask(office_state, STAFF, "福井県の生成AI規程だと、個人情報の扱いはどうなってる？", record=False)
+    assert resp.abstained and "福井県" in resp.answer
+
+
+def test_compare_shows_every_document_or_says_it_is_silent(office_state):
+    resp = run_compare(office_state, STAFF, "生成AIで作った画像を広報に使う", record=False)
+    by_doc = {c.doc_id: c for c in resp.comparison}
+    assert resp.comparison[0].doc_id == CITY  # the office's own rule first
+    assert by_doc[CITY].covered and any(c.label == "第15条第3項" for c in by_doc[CITY].clauses)
+    assert all(c.note for c in resp.comparison if not c.covered)
+
+
+def test_a_policy_rule_citing_an_article_that_is_gone_stops_start_up(office_state, office_settings, tmp_path):
+    from service.check.policy import load_policy
+
+    bad = tmp_path / "policy.yaml"
+    text = (OFFICE / "policy-shiomino.yaml").read_text(encoding="utf-8").replace("label: 第9条第3項", "label: 第99条第3項")
+    bad.write_text(text, encoding="utf-8")
+    searcher = office_state.searcher
+    units = lambda doc_id: list(searcher.iter_units(flt=QueryFilter.everything()))  # noqa: E731
+    with pytest.raises(RulesError) as err:
+        load_policy(bad, units_of_document=lambda d: [u for u in units(d) if u["doc_id"] == d])
+    assert "no-click-through" in err.value.message and "第99条第3項" in err.value.message
