@@ -43,6 +43,7 @@ from index.text import bare_section
 from index.tokenizer import COMPOUND_PREFIX, JapaneseTokenizer
 from ingest.cleaning import clean_inline, nfkc, squash
 from service.answer.gate import check_statement, split_sentences
+from service.answer.render import GUIDANCE_LABEL, NEAREST_LABEL
 from service.answer.polarity import polarity
 from service.answer.prompt import ABSTAIN_TEXT
 
@@ -74,6 +75,12 @@ _LIST_MARK = re.compile(r"^[\s\-・•▶►➤➢>»■●○◆‣*✓✔☑]+
 _FIGURE = re.compile(r"(?<![A-Za-z\d.])\d+(?:\.\d+)?(?![A-Za-z\d])")
 _LABEL_PUNCT = re.compile(r"[\s()（）<>＞〉>:：、,，・/]")
 _QUESTION_END = re.compile(r"[？?][\s:：]*$")
+# Lines the answer composer writes around the quotes, saying where they come from and what
+# they are, not what the documents say: 「国・都等のガイドライン（参考）:」, a 「※」 note,
+# the nearest passage shown under a not-found part.
+_COMPOSER_FRAME = re.compile(
+    "^(?:" + "|".join(re.escape(x) for x in (GUIDANCE_LABEL, NEAREST_LABEL)) + r")|^※|^(?:[^「」]{1,60}):$"
+)
 # The refusal wording of service.answer, for a whole answer (ABSTAIN_TEXT), one part of it or
 # one document of a comparison (「…について: 該当する記載が見つかりませんでした」).
 _REFUSAL = re.compile(re.escape(ABSTAIN_TEXT) + "|記載が見つかりません")
@@ -305,7 +312,7 @@ def statement_faithfulness(
     verdicts: list[StatementVerdict] = []
     skipped = 0
     for (body, cites), (segments, outside) in zip(parsed, quotes):
-        if _REFUSAL.search(body) or _QUESTION_END.search(body):
+        if _REFUSAL.search(body) or _QUESTION_END.search(body) or _COMPOSER_FRAME.match(body):
             skipped += 1
             continue
         candidates = [n for n in dict.fromkeys(cites) if n in sources] if cites else everything

@@ -538,6 +538,7 @@ def write_report(
     index_changes: Sequence[str] = (),
     office_rows: Sequence[dict] = (),
     compare_rows: Sequence[dict] = (),
+    curated_lines: Sequence[str] = (),
 ) -> None:
     """Write ``summary.json``, the plots and ``report.md`` into ``out_dir``.
 
@@ -552,6 +553,7 @@ def write_report(
         index_changes: markdown lines describing what changed in the index since the compared run.
         office_rows: the office section's scored rows (:mod:`eval.office`), shown when ``summary`` has ``office``.
         compare_rows: the comparison section's scored rows (:mod:`eval.compare`), shown when ``summary`` has ``compare``.
+        curated_lines: the curated-answers section (:func:`eval.curated.render_markdown`), when it ran.
     """
     from eval.plots import write_plots
 
@@ -603,6 +605,8 @@ def write_report(
             lines.append(f"| {c['metric']} | {_fmt(c['previous'])} | {_fmt(c['current'])} | {c['delta']:+.4f} | {c['tolerance']} | {'**REGRESSED**' if c['regressed'] else 'ok'} |")
     else:
         lines.append("Nothing to compare.")
+    if curated_lines:
+        lines += [""] + list(curated_lines)
     if index_changes:
         lines += ["", "## What changed in the index since the compared run", ""] + list(index_changes)
     misses = [r for r in rows if r.get("set") == "dev" and r.get("hit5") == 0.0]

@@ -93,6 +93,7 @@ class EvalOptions:
     checkset: Path = CHECKSET_PATH
     office: bool = False
     compare: bool = False
+    curated: bool = False
     office_devset: Path = OFFICE_DEVSET
     compare_set: Path = COMPARE_PATH
     seed: int = 20261123
@@ -317,6 +318,15 @@ def run_eval(settings: Settings, opts: EvalOptions, *, command: str, on_item: Ca
         llm = getattr(state.backend, "name", None) if mode == "answer" else None
         sections = _section_summaries(office_rows, office_plan, compare_rows if comparisons else None, tolerances, llm=llm)
         summary.update(sections)
+        curated_lines: list[str] = []
+        if opts.curated:
+            from eval.curated import render_markdown as curated_markdown, run_curated_eval
+
+            t_section = time.monotonic()
+            curated = run_curated_eval(settings)
+            summary["curated"] = curated.summary()
+            curated_lines = curated_markdown(curated)
+            meta["section_s"]["curated"] = round(time.monotonic() - t_section, 1)
         # One list of tune/holdout gaps for the whole run: the sections' metrics carry their section's name.
         summary.setdefault("split_gaps", [])
         summary["split_gaps"] += [{**g, "metric": f"{name}.{g['metric']}"} for name, sec in sections.items() for g in sec["split_gaps"]]
@@ -333,7 +343,7 @@ def run_eval(settings: Settings, opts: EvalOptions, *, command: str, on_item: Ca
         write_report(
             out_dir, rows, summary, previous=previous, comparison=comparison,
             previous_label=_label(prev_dir) if previous else None, ragas_rows=ragas_rows, index_changes=index_lines,
-            office_rows=office_rows, compare_rows=compare_rows,
+            office_rows=office_rows, compare_rows=compare_rows, curated_lines=curated_lines,
         )
         return EvalOutcome(out_dir=out_dir, summary=summary, comparison=comparison, remapped=len(changes), notes=notes)
     finally:
@@ -399,6 +409,8 @@ def dependent_sources(dev: Sequence[Any] | None = None, checks: Sequence[Any] | 
         items["office dev set"] = load_devset(OFFICE_DEVSET)
     skip = {DEVSET_PATH.resolve(), CHECKSET_PATH.resolve(), OFFICE_DEVSET.resolve()}
     files = [p for p in sorted(RULES_DATA_DIR.glob("*")) if p.suffix in _DATA_SUFFIXES]
+    # The office's own registered answers stand on the units they quote.
+    files += sorted((PROJECT_ROOT / "corpus" / "curated").glob("*.yaml"))
     files += [p for p in sorted(DATA_DIR.rglob("*")) if p.suffix in _DATA_SUFFIXES and p.resolve() not in skip and p.name != "manifest.json"]
     return items, files
 

@@ -393,7 +393,17 @@ def _highlight(text: str, terms: list[str]) -> str:
 
 # ----------------------------------------------------------------------------- ask
 def _print_answer(resp) -> None:
-    out.print("[bold]回答[/bold] [dim](AI生成 — 必ず引用元の原文を確認してください)[/dim]" if resp.ai_generated else "[bold]回答[/bold]")
+    if resp.curated is not None:
+        cur = resp.curated
+        out.print(f"[bold]登録済みの回答[/bold] [dim]（{cur.author}、{cur.date}）[/dim]")
+        out.print(f"  {cur.answer}")
+        for c in cur.citations:
+            out.print(f"  [dim][{c.n}] {c.doc_title} {c.label}[/dim]")
+        out.print("")
+    out.print(
+        "[bold]回答[/bold] [dim](引用で構成。「AI生成」の一文を含みます — 必ず引用元の原文を確認してください)[/dim]"
+        if resp.ai_generated else "[bold]回答[/bold] [dim](文書の該当箇所の引用で構成)[/dim]"
+    )
     out.print(resp.answer)
     if resp.notice:
         out.print(f"[yellow]{resp.notice}[/yellow]")
@@ -407,6 +417,8 @@ def _print_answer(resp) -> None:
         out.print("    " + c.quote.replace("\n", "\n    ")[:400])
     for r in resp.removed:
         out.print(f"[dim]除外した文 ({r.reason}): {r.sentence}[/dim]")
+    if resp.similar:
+        out.print("よく似た質問: " + " / ".join(s.question for s in resp.similar))
 
 
 @app.command()
@@ -559,6 +571,7 @@ def eval_cmd(
     devset: Annotated[Optional[Path], typer.Option(help="Dev set JSON Lines (default eval/data/devset.jsonl).")] = None,
     checkset: Annotated[Optional[Path], typer.Option(help="Check set JSON Lines (default eval/data/checkset.jsonl).")] = None,
     office: Annotated[bool, typer.Option("--office/--no-office", help="Office regulations: each office's questions on its own deployment (index built under <data-dir>/eval/offices).")] = True,
+    curated: Annotated[bool, typer.Option("--curated/--no-curated", help="Curated answers: paraphrases that must match their registered answer, unrelated questions that must not (eval/data/curated).")] = True,
     comparisons: Annotated[bool, typer.Option("--comparisons/--no-comparisons", help="Comparison questions (several documents named), composed without the LLM.")] = True,
     data_dir: DataDir = None,
 ) -> None:
@@ -576,7 +589,7 @@ def eval_cmd(
     opts = EvalOptions(
         mode=mode, subset=None if full else subset, judge=judge, judge_url=judge_url, judge_model=judge_model,
         judge_api_key=os.environ.get("GUIDEQA_JUDGE_API_KEY"), judge_samples=judge_samples,
-        compare_to=compare, resume=resume, out_dir=out_dir, office=office, compare=comparisons,
+        compare_to=compare, resume=resume, out_dir=out_dir, office=office, compare=comparisons, curated=curated,
         **{k: v for k, v in (("devset", devset), ("checkset", checkset)) if v is not None},
     )
     command = "guideqa eval " + " ".join(sys.argv[2:])

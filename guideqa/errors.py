@@ -27,6 +27,8 @@ description), the HTTP ``status`` the API answers it with, and a polite Japanese
     │   ├── UnsupportedMediaType       unsupported_media_type  415
     │   ├── MethodNotAllowed           method_not_allowed      405
     │   ├── NotFound                   not_found               404
+    │   ├── Conflict                   conflict                409
+    │   ├── CuratedInvalid             curated_invalid         422
     │   ├── Unauthorized               unauthorized            401
     │   ├── Forbidden                  forbidden               403
     │   └── RequestTimedOut            timeout                 504
@@ -69,6 +71,8 @@ __all__ = [
     "UnsupportedMediaType",
     "MethodNotAllowed",
     "NotFound",
+    "Conflict",
+    "CuratedInvalid",
     "Unauthorized",
     "Forbidden",
     "RequestTimedOut",
@@ -276,6 +280,21 @@ class NotFound(RequestError):
     code = "not_found"
     status = 404
     default_message = "指定されたものが見つかりません。"
+
+
+class Conflict(RequestError):
+    """What the request would create exists already (an id taken, a draft already made)."""
+
+    code = "conflict"
+    status = 409
+    default_message = "同じものがすでに登録されています。"
+
+
+class CuratedInvalid(RequestError):
+    """A registered answer that cannot be accepted: a quote not in its document, no citation, mixed groups."""
+
+    code = "curated_invalid"
+    default_message = "登録済みの回答の内容に誤りがあります。"
 
 
 class Unauthorized(RequestError):

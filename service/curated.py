@@ -57,7 +57,8 @@ from guideqa.errors import (
     Overloaded,
     PIIDetected,
     QueryRejected,
-    RequestError,
+    Conflict,
+    CuratedInvalid,
 )
 from index.search import CuratedCandidate, Searcher
 from index.store import QueryFilter
@@ -259,7 +260,7 @@ def create_curated(state: AppState, caller: Caller, bodies: Sequence[CuratedCrea
     Raises:
         Forbidden: not an admin.
         PIIDetected / DenyWordDetected / InjectionDetected: personal data (or the like) in a question or answer.
-        RequestError: an ID already used, or a published item whose quote is not found in its document.
+        Conflict: an ID already used. CuratedInvalid: a published item whose quote is not found in its document.
         Overloaded: a ``guideqa ingest`` kept the index busy too long.
     """
     _require_admin(caller)
@@ -274,11 +275,11 @@ def create_curated(state: AppState, caller: Caller, bodies: Sequence[CuratedCrea
         masked = [_screen(state, item) for item in new]
         ids = [item.id for item in new]
         if len(set(ids)) < len(ids):
-            raise RequestError("同じ id の項目が複数あります。")
+            raise Conflict("同じ id の項目が複数あります。")
         with _registry(state) as registry:
             taken = sorted({e.item.id for e in registry.entries} & set(ids))
             if taken:
-                raise RequestError(f"id {', '.join(taken)} はすでに登録されています。")
+                raise Conflict(f"id {', '.join(taken)} はすでに登録されています。")
             result = registry.commit([e.item for e in registry.entries] + new, check=[i.id for i in new if i.status == "published"])
         for item, question in zip(new, masked):
             _audit(state, caller, endpoint=endpoint, mode="curated_create", question=question, item=item, result=result)
@@ -289,7 +290,7 @@ def update_curated(state: AppState, caller: Caller, item_id: str, body: CuratedU
     """Change an item; fields left out of ``body`` stay. Publishing a draft needs its quotes to be found.
 
     Raises:
-        Forbidden, NotFound, PIIDetected (…), RequestError, Overloaded: as :func:`create_curated`.
+        Forbidden, NotFound, PIIDetected (…), Conflict, CuratedInvalid, Overloaded: as :func:`create_curated`.
     """
     _require_admin(caller)
     with _audited(state, caller, endpoint=endpoint, mode="curated_update"):
@@ -327,7 +328,7 @@ def draft_from_answer(state: AppState, caller: Caller, answer_id: str, *, endpoi
 
     Raises:
         Forbidden: not an admin. NotFound: no such answer, or it cited nothing.
-        RequestError: an earlier draft of that answer exists, or its citations span two non-public groups.
+        Conflict: an earlier draft of that answer exists. CuratedInvalid: its citations span two non-public groups.
         AuditUnavailable: the audit log cannot be read.
     """
     _require_admin(caller)
@@ -340,7 +341,7 @@ def draft_from_answer(state: AppState, caller: Caller, answer_id: str, *, endpoi
             raise NotFound("この回答は文書のどの箇所も引用していないため、下書きを作れません。")
         groups = sorted({u.get("access", "public") for u in units} - {"public"})
         if len(groups) > 1:
-            raise RequestError(f"引用した箇所の区分が複数（{'、'.join(groups)}）にまたがるため、一つの group の下書きにできません。")
+            raise CuratedInvalid(f"引用した箇所の区分が複数（{'、'.join(groups)}）にまたがるため、一つの group の下書きにできません。")
         item = _item(
             {
                 "id": f"cur-{answer_id[:12]}",
@@ -356,7 +357,7 @@ def draft_from_answer(state: AppState, caller: Caller, answer_id: str, *, endpoi
         question = _screen(state, item)
         with _registry(state) as registry:
             if any(e.item.id == item.id for e in registry.entries):
-                raise RequestError(f"この回答の下書き（{item.id}）はすでにあります。")
+                raise Conflict(f"この回答の下書き（{item.id}）はすでにあります。")
             result = registry.commit([e.item for e in registry.entries] + [item], rebuild=False)
         _audit(state, caller, endpoint=endpoint, mode="curated_draft", question=question, item=item, result=result)
     return _describe(state, [CuratedEntry(item, 0, 0)])[0]
@@ -378,7 +379,7 @@ class _Registry:
             check: IDs of published items that must resolve (else nothing is changed).
 
         Raises:
-            RequestError: an item of ``check`` does not resolve.
+            CuratedInvalid: an item of ``check`` does not resolve.
         """
         previous = write_curated(self.path, items)
         if not rebuild and not check:
@@ -423,7 +424,7 @@ def _reindex(state: AppState, *, check: Sequence[str]) -> IngestResult:
     skipped = dict(result.curated.skipped)
     unresolved = [f"{i}: {skipped[i]}" for i in check if i in skipped]
     if unresolved:
-        raise RequestError("引用が文書に見つからないため登録できません（" + " / ".join(unresolved) + "）。")
+        raise CuratedInvalid("引用が文書に見つからないため登録できません（" + " / ".join(unresolved) + "）。")
     build_index(
         result.units, settings, embed_model=state.searcher.embed_model, tokenizer=state.searcher.tokenizer,
         documents=len(result.documents) - len(result.failed),
@@ -453,7 +454,7 @@ def _item(fields: dict[str, Any]) -> CuratedItem:
         return CuratedItem.model_validate(fields)
     except ValidationError as exc:
         where = "、".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()[:3])
-        raise RequestError(f"登録済みの回答の内容に誤りがあります（{where}）。") from exc
+        raise CuratedInvalid(f"登録済みの回答の内容に誤りがあります（{where}）。") from exc
 
 
 def _screen(state: AppState, item: CuratedItem) -> str:

@@ -129,11 +129,11 @@ def test_personal_data_and_missing_quotes_are_refused_and_change_nothing(client,
     pii = client.post("/v1/admin/curated", json={**item, "answer": "担当は山田太郎さん（090-1234-5678）です。"}, headers=h(ADMIN))
     assert pii.status_code == 422 and pii.json()["error"]["code"] == "pii_detected"
     gone = client.post("/v1/admin/curated", json={**item, "citations": [{"doc_id": MIC, "quote": "どこにも書かれていない一文です。"}]}, headers=h(ADMIN))
-    assert gone.status_code == 422 and gone.json()["error"]["code"] == "invalid_request"
+    assert gone.status_code == 422 and gone.json()["error"]["code"] == "curated_invalid"
     none = client.post("/v1/admin/curated", json={**item, "citations": []}, headers=h(ADMIN))
     assert none.status_code == 422
     taken = client.post("/v1/admin/curated", json={**item, "id": "cur-001"}, headers=h(ADMIN))
-    assert taken.status_code == 422
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "conflict"
     assert (curated_settings.corpus_dir / CURATED_FILE).read_text(encoding="utf-8") == before
 
 
@@ -170,7 +170,7 @@ def test_an_answer_becomes_a_draft_that_is_not_served(client, curated_settings):
     assert body["status"] == "draft" and body["question"] == nfkc("源内のモデルは何を使っていますか？")  # as the audit log keeps it
     assert [c["doc_id"] for c in body["citations"]] == [c["doc_id"] for c in answered["citations"]][:10]
     assert registry(curated_settings)[body["id"]].status == "draft"
-    assert client.post("/v1/admin/curated/draft", json={"answer_id": answered["answer_id"]}, headers=h(ADMIN)).status_code == 422
+    assert client.post("/v1/admin/curated/draft", json={"answer_id": answered["answer_id"]}, headers=h(ADMIN)).status_code == 409
     assert client.post("/v1/admin/curated/draft", json={"answer_id": "0" * 32}, headers=h(ADMIN)).status_code == 404
     assert client.delete(f"/v1/admin/curated/{body['id']}", headers=h(ADMIN)).status_code == 204
 

@@ -70,6 +70,7 @@ class Piece:
     role: str = "quote"  # item | definition | figure | rule | quote | nearest
     score: float = 0.0
     scope: str = "general"  # local (the office's binding rules) | named | general
+    own_label: str = ""  # a 号 listed inside its 項's unit is cited as 第8条第5号
 
     @property
     def unit_id(self) -> str:
@@ -77,7 +78,7 @@ class Piece:
 
     @property
     def label(self) -> str:
-        return citation_label(self.unit)
+        return self.own_label or citation_label(self.unit)
 
 
 @dataclass
@@ -111,6 +112,27 @@ def _list_lines(text: str) -> list[str]:
     lines = [line.strip() for line in text.splitlines()]
     items = [line for line in lines[1:] if _ITEM_LINE.match(line)] if len(lines) > 1 else []
     return [LIST_MARKER.sub("", line).strip() if re.match(r"^[-・•✓✔☑]", line) else line for line in items]
+
+
+_ITEM_NUMBER = re.compile(r"^\s*(?:[(（]([0-9０-９]+)[)）]|([⑴-⒇])|([一二三四五六七八九十]+)[\s　])")
+_KANJI_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")}
+
+
+def _item_label(unit: dict[str, Any], line: str) -> str:
+    """「第8条第5号」 for the 号 line 「五 …」 of the rule unit labelled 第8条 (empty otherwise)."""
+    base = unit.get("label") or ""
+    m = _ITEM_NUMBER.match(line)
+    if not base or not m or "号" in base:
+        return ""
+    if m.group(1):
+        n = int(nfkc(m.group(1)))
+    elif m.group(2):
+        n = ord(m.group(2)) - ord("⑴") + 1
+    else:
+        k = m.group(3)
+        tens, _, ones = k.partition("十")
+        n = (_KANJI_DIGITS.get(tens, 1) * 10 + _KANJI_DIGITS.get(ones, 0)) if "十" in k else _KANJI_DIGITS.get(k, 0)
+    return f"{base}第{n}号" if n else ""
 
 
 def _answer_sentences(unit: dict[str, Any]) -> list[str]:
@@ -338,7 +360,7 @@ class Composer:
         for u in units or []:
             lines = _list_lines(u["text"]) if not u.get("title") else []
             if len(lines) >= 2 and len(units) <= 3:
-                items += [Piece(u, line, role="item") for line in lines]
+                items += [Piece(u, line, role="item", own_label=_item_label(u, line)) for line in lines]
             else:
                 items.append(Piece(u, _item_text(u), role="item"))
         if len(items) < 2:
@@ -347,7 +369,7 @@ class Composer:
                 lines = _list_lines(h.unit["text"])
                 if len(lines) >= 2:
                     head = _first_sentence(h.unit["text"])
-                    items = [Piece(h.unit, head, role="quote")] + [Piece(h.unit, line, role="item") for line in lines]
+                    items = [Piece(h.unit, head, role="quote")] + [Piece(h.unit, line, role="item", own_label=_item_label(h.unit, line)) for line in lines]
                     break
         if len([p for p in items if p.role == "item"]) < 2:
             return False
