@@ -43,7 +43,7 @@ from index.text import bare_section
 from index.tokenizer import COMPOUND_PREFIX, JapaneseTokenizer
 from ingest.cleaning import clean_inline, nfkc, squash
 from service.answer.gate import check_statement, split_sentences
-from service.answer.render import GUIDANCE_LABEL, NEAREST_LABEL
+from service.answer.render import GUIDANCE_LABEL, MORE_PREFIX, NEAREST_LABEL
 from service.answer.polarity import polarity
 from service.answer.prompt import ABSTAIN_TEXT
 
@@ -80,7 +80,9 @@ _QUESTION_END = re.compile(r"[？?][\s:：]*$")
 # the nearest passage shown under a not-found part.
 _COMPOSER_FRAME = re.compile(
     "^(?:" + "|".join(re.escape(x) for x in (GUIDANCE_LABEL, NEAREST_LABEL)) + r")|^※|^(?:[^「」]{1,60}):$"
+    + r"|^" + re.escape(MORE_PREFIX) + r"\d+件（全\d+件"
 )
+_LEVEL_TAG = re.compile(r"\[[^\[\]]{1,8}\]")
 # The refusal wording of service.answer, for a whole answer (ABSTAIN_TEXT), one part of it or
 # one document of a comparison (「…について: 該当する記載が見つかりませんでした」).
 _REFUSAL = re.compile(re.escape(ABSTAIN_TEXT) + "|記載が見つかりません")
@@ -326,7 +328,8 @@ def statement_faithfulness(
         not_verbatim = [seg for seg in content if not any(is_verbatim(seg, t) for t in texts)]
         own_raw = outside + "".join(not_verbatim)
         stripped = _strip_labels(own_raw, keys)
-        own = _LABEL_PUNCT.sub(" ", stripped).strip()
+        # A checklist level in brackets ([必須]) names which items are listed, like a label.
+        own = _LABEL_PUNCT.sub(" ", _LEVEL_TAG.sub(" ", stripped)).strip()
         names_a_place = len(content) < len(segments) or stripped != squash(own_raw)
         if not content and names_a_place and _is_heading(tokenizer, own, allowed):
             skipped += 1  # 「<section>」の項目（6件）: says where, not what

@@ -254,7 +254,7 @@ class Composer:
         named_ids = [d for d in named.doc_ids if d in docs]
         if shape != "comparison" and len({docs[d].issuer for d in named_ids}) >= 2 and not named.own_office:
             shape = "comparison"
-        out = ComposedPart(question=part.text, shape=shape, covered=False, coverage=coverage, hits=result.hits)
+        out = ComposedPart(question=part.ask or part.text, shape=shape, covered=False, coverage=coverage, hits=result.hits)
         if named.unknown:
             out.notes.append(f"「{'」「'.join(named.unknown)}」の文書は登録されていません。")
             return self._nearest(out, query, result.hits)
@@ -278,7 +278,7 @@ class Composer:
             cov = assess_coverage(res.hits, unknown_entities=unknown) if scope != "general" else coverage
             if not cov.covered:
                 continue
-            sub = ComposedPart(question=part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
+            sub = ComposedPart(question=part.ask or part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
             self._by_shape(sub, part, query, res.hits, flt)
             if sub.pieces and sub.covered:
                 for p in sub.pieces + sub.candidates:

@@ -14,10 +14,16 @@ from service.answer.compose import MAX_ITEMS_SHOWN, ComposedPart
 from service.answer.prompt import ABSTAIN_TEXT
 from service.models import AnswerPart, Citation, ComparisonColumn, PiecePublic
 
-__all__ = ["citation_for", "render_parts", "RenderedAnswer", "NEAREST_LABEL", "GUIDANCE_LABEL"]
+__all__ = ["citation_for", "render_parts", "more_line", "RenderedAnswer", "NEAREST_LABEL", "GUIDANCE_LABEL", "MORE_PREFIX"]
 
 NEAREST_LABEL = "最も近い記載（回答ではありません）"
 GUIDANCE_LABEL = "国・都等のガイドライン（参考）"
+MORE_PREFIX = "ほか"
+
+
+def more_line(listed: int) -> str:
+    """The line under a long list: how many items were left out of the text (all are in the citations)."""
+    return f"{MORE_PREFIX}{listed - MAX_ITEMS_SHOWN}件（全{listed}件、すべての項目は引用元に示しています）"
 
 
 def citation_for(n: int, unit: dict[str, Any]) -> Citation:
@@ -124,7 +130,7 @@ def render_parts(
                 where = f"（{pc.doc_title} {pc.label}）" if pc.scope in ("local", "named") and pc.label else ""
                 lines.append(f"{_quoted(pc.text)}{where}[{pc.n}]")
             if listed > MAX_ITEMS_SHOWN:
-                lines.append(f"ほか{listed - MAX_ITEMS_SHOWN}件（全{listed}件。すべての項目は下の引用元に示します）")
+                lines.append(more_line(listed))
             lines += [f"※{n}" for n in part.notes]
         public.append(
             AnswerPart(

@@ -19,11 +19,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from guideqa.errors import RulesError
 from ingest.cleaning import nfkc
+from service.check.rules import read_rules_file
 
 __all__ = ["Shape", "SHAPES", "QuestionPart", "analyse_question", "definition_term", "load_shape_rules", "DEFAULT_SHAPES"]
 
@@ -71,6 +71,7 @@ class QuestionPart:
     text: str
     shape: str
     term: str | None = None
+    ask: str = ""  # the sentence that asks (what an answer repeats as the part's heading)
     tags: list[str] = field(default_factory=list)
     counter: str | None = None
 
@@ -82,13 +83,13 @@ def load_shape_rules(path: Path = DEFAULT_SHAPES) -> ShapeRules:
     Raises:
         RulesError: unreadable file, bad shape names or patterns that do not compile.
     """
+    rules = read_rules_file(path, ShapeRules, "質問の型の定義ファイル")
     try:
-        rules = ShapeRules.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
         rules.compiled()
         re.compile(rules.split.question_marks)
         re.compile(rules.split.connectives)
-    except (OSError, yaml.YAMLError, ValidationError, re.error) as exc:
-        raise RulesError(f"質問の型の定義ファイル {path.name} を読み込めません。", detail=str(exc)) from exc
+    except re.error as exc:
+        raise RulesError(f"質問の型の定義ファイル {path.name} の正規表現に誤りがあります: {exc}", detail=str(exc)) from exc
     return rules
 
 
@@ -134,7 +135,8 @@ def _shape_of(text: str, rules: ShapeRules) -> QuestionPart:
                 continue  # 「ダメな情報って何？」 asks for something other than a term's meaning
         shape = s
         break
-    part = QuestionPart(text=text, shape=shape, term=term if shape == "definition" else None)
+    ask = next((s for s in reversed(re.split(r"(?<=[。！!?？])", text.strip())) if re.search(r"[?？]", s)), "").strip()
+    part = QuestionPart(text=text, shape=shape, term=term if shape == "definition" else None, ask=ask or text.strip())
     if shape == "enumeration":
         named = [t for t in ("必須", "推奨") if t in folded]
         # One level named alone limits the list; both, or 「推奨も含めて」, ask for all of it.
@@ -169,10 +171,17 @@ def _split(question: str, rules: ShapeRules) -> list[str]:
         parts.append(piece[cut:])
     parts = [p.strip(" 　、,") for p in parts]
     merged: list[str] = []
+    carried = ""  # an instruction or context before the first ask goes with that ask
     for p in parts:
-        if merged and not _ASKS.search(re.sub(r"[\s。、]+$", "", p)):
+        asks = bool(_ASKS.search(re.sub(r"[\s。、]+$", "", p)))
+        if merged and not asks:
             merged[-1] += p
             continue
+        if not merged and not asks and p is not parts[-1]:
+            carried += p
+            continue
+        p = carried + p
+        carried = ""
         if len(re.sub(r"[\s?？。、]", "", p)) < rules.split.min_part_chars:
             if merged:
                 merged[-1] += p

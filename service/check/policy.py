@@ -27,12 +27,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from guideqa.errors import RulesError
 from ingest.cleaning import nfkc, squash
-from service.check.rules import SERVICE_TYPES, Verdict
+from service.check.rules import SERVICE_TYPES, Verdict, read_rules_file
 
 __all__ = ["PolicyCitation", "PolicyRule", "LocalPolicy", "load_policy"]
 
@@ -97,15 +96,7 @@ def load_policy(
             names no binding document, no unit with that label, or words not in that unit.
             The message names the rule.
     """
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RulesError(f"ローカルポリシーファイルを読み込めません: {path.name}", detail=str(exc)) from exc
-    try:
-        policy = LocalPolicy.model_validate(data)
-    except ValidationError as exc:
-        where = "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors()[:5])
-        raise RulesError(f"ローカルポリシーファイル {path.name} の形式に誤りがあります（{where}）。", detail=str(exc)) from exc
+    policy = read_rules_file(path, LocalPolicy, "ローカルポリシーファイル")
     ids = [r.id for r in policy.rules]
     if len(set(ids)) != len(ids):
         raise RulesError(f"ローカルポリシーファイル {path.name}: ルール ID が重複しています。")

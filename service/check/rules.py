@@ -9,7 +9,7 @@ message naming the rule.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -17,9 +17,13 @@ from pydantic import BaseModel, Field, ValidationError
 from guideqa.errors import RulesError
 from ingest.cleaning import squash
 
-__all__ = ["Verdict", "VerdictRule", "ClassRule", "AttributeRule", "CheckRules", "load_rules", "DEFAULT_RULES", "SERVICE_TYPES"]
+__all__ = [
+    "Verdict", "VerdictRule", "ClassRule", "AttributeRule", "CheckRules", "load_rules", "read_rules_file",
+    "DEFAULT_RULES", "SERVICE_TYPES",
+]
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "data" / "check_rules.yaml"
+_M = TypeVar("_M", bound=BaseModel)
 Verdict = Literal["可", "条件付きで可", "不可", "判断できない"]
 SERVICE_TYPES = ("yakkan", "ismap", "lgwan", "cloud", "unknown")
 
@@ -90,6 +94,24 @@ class CheckRules(BaseModel):
         ]
 
 
+def read_rules_file(path: Path, model: type[_M], what: str) -> _M:
+    """Parse a YAML rules file into ``model``.
+
+    Raises:
+        RulesError: the file cannot be read, is not YAML, or does not fit ``model``; the
+            message names ``what`` and the file (and the first fields at fault).
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RulesError(f"{what}を読み込めません: {path.name}", detail=str(exc)) from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        where = "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors()[:5])
+        raise RulesError(f"{what} {path.name} の形式に誤りがあります（{where}）。", detail=str(exc)) from exc
+
+
 def load_rules(path: Path | None = None, *, lookup_units: Callable[[list[str]], list[dict[str, Any]]] | None = None) -> CheckRules:
     """Load and validate the rules file.
 
@@ -104,15 +126,7 @@ def load_rules(path: Path | None = None, *, lookup_units: Callable[[list[str]], 
             The message names the rule.
     """
     path = path or DEFAULT_RULES
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RulesError(f"機密性判定ルールファイルを読み込めません: {path.name}", detail=str(exc)) from exc
-    try:
-        rules = CheckRules.model_validate(data)
-    except ValidationError as exc:
-        where = "; ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors()[:5])
-        raise RulesError(f"機密性判定ルールファイル {path.name} の形式に誤りがあります（{where}）。", detail=str(exc)) from exc
+    rules = read_rules_file(path, CheckRules, "機密性判定ルールファイル")
     ids = [c.id for c in rules.classes]
     if len(set(ids)) != len(ids):
         raise RulesError(f"機密性判定ルールファイル {path.name}: 分類 ID が重複しています。")
