@@ -308,6 +308,8 @@ class Composer:
                 # The figure asked for is in none of the passages found: not covered, whatever
                 # else they say (the honest answer to 「いくらかかる？」 with no price anywhere).
                 out.covered = False
+            else:
+                self._require_focus(out, query, flt)  # a date, but of something else
             return
         if shape == "may_i" and self._may_i(out, query, hits, flt):
             self._require_focus(out, query, flt)
