@@ -180,6 +180,7 @@ class AnswerPart(BaseModel):
     shape: Literal["enumeration", "definition", "figure", "may_i", "comparison", "open_fact"]
     covered: bool = Field(description="False: the documents do not cover this part; `pieces` then holds only the nearest passage.")
     lead: str | None = Field(None, description="One sentence written by the AI model and checked against the pieces (AI-generated).")
+    lead_n: int | None = Field(None, description="The citation [n] of the piece the lead stands on.")
     heading: str = ""
     total: int = Field(0, description="Enumeration: how many items the section holds.")
     shown: int = Field(0, description="Enumeration: how many items the answer text lists (all are in `pieces`).")

@@ -46,8 +46,8 @@ def test_smoke_answers_are_grounded_and_cited(state, question, must):
             assert piece.unit_id in {c.unit_id for c in resp.citations}
 
 
-def test_smoke_may_i_gets_the_model_choice_and_only_a_gated_lead(state):
-    from service.answer.choose import check_lead
+def test_smoke_may_i_gets_only_a_gated_lead(state):
+    from service.answer.lead import check_lead
     from index.tokenizer import get_tokenizer
 
     resp = state.answerer().ask("生成AIの回答をそのまま使っていい？", mode="answer")

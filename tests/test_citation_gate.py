@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from index.tokenizer import get_tokenizer
-from service.answer.choose import apply_choice, check_lead, parse_choice
+from service.answer.lead import apply_lead, check_lead, parse_lead
 from service.answer.compose import ComposedPart, Piece
 from service.answer.gate import check_statement, split_sentences
 from service.answer.polarity import contradicts, polarity
@@ -74,38 +74,39 @@ def test_lead_gate_keeps_a_consistent_conclusion_and_drops_the_rest():
     assert check_lead(tok, "いいえ、情報政策課の許可と年次監査が要ります。", [BAN])[1] == "not_supported"
 
 
-@pytest.mark.parametrize("raw", ["", "はい", "{\"choice\": [9], \"lead\": \"\"}", "{\"choice\": \"1\"}", "[1, 2]", "{\"choice\": [true]}"])
-def test_choice_that_does_not_parse_or_names_a_missing_piece_is_rejected(raw):
-    assert parse_choice(raw, 3) is None
+@pytest.mark.parametrize("raw", ["", "はい", "{\"choice\": [1]}", "[1, 2]", "{\"lead\": 3}"])
+def test_a_reply_that_does_not_parse_gives_no_lead(raw):
+    assert parse_lead(raw) is None
 
 
 def _part(shape: str) -> ComposedPart:
     unit = {"id": "u1", "doc_title": "〇〇市規程", "section_path": ["〇〇市規程", "第5条"], "text": BAN, "kind": "clause"}
     other = {**unit, "id": "u2", "text": "生成AIの利用に当たっては、所属長の承認を得るものとする。"}
-    pieces = [Piece(other, other["text"], role="rule"), Piece(unit, BAN, role="rule")]
-    return ComposedPart(question="機密性2を入れていい？", shape=shape, covered=True, pieces=list(pieces), candidates=list(pieces))
+    pieces = [Piece(unit, BAN, role="rule"), Piece(other, other["text"], role="rule")]
+    return ComposedPart(question="機密性2を入れていい？", shape=shape, covered=True, pieces=list(pieces))
 
 
-def test_unusable_choice_keeps_the_deterministic_pieces():
+def test_an_unparsed_reply_leaves_the_pieces_and_no_lead():
     part = _part("may_i")
     before = [p.unit_id for p in part.pieces]
-    assert apply_choice(part, None, get_tokenizer()) == "unparsed"
-    assert [p.unit_id for p in part.pieces] == before and part.lead is None
+    assert apply_lead(part, parse_lead("not json"), get_tokenizer()) == "unparsed"
+    assert [p.unit_id for p in part.pieces] == before and part.lead is None and part.covered
 
 
-def test_choice_reorders_and_a_gated_lead_is_attached():
+def test_a_gated_lead_is_attached_and_the_pieces_stay():
     part = _part("may_i")
-    reason = apply_choice(part, parse_choice('{"choice": [2], "lead": "いいえ、機密性2以上の情報は入力できません。"}', 2), get_tokenizer())
-    assert reason is None and part.pieces[0].unit_id == "u1" and part.lead.startswith("いいえ")
+    before = [p.unit_id for p in part.pieces]
+    reason = apply_lead(part, parse_lead('{"lead": "いいえ、機密性2以上の情報は入力できません。"}'), get_tokenizer())
+    assert reason is None and part.lead.startswith("いいえ") and [p.unit_id for p in part.pieces] == before
 
 
-def test_empty_choice_never_turns_a_covered_part_into_not_found():
-    part = _part("open_fact")
-    apply_choice(part, parse_choice('{"choice": [], "lead": ""}', 2), get_tokenizer())
-    assert part.covered and part.pieces
+def test_a_lead_contradicting_the_pieces_is_dropped():
+    part = _part("may_i")
+    assert apply_lead(part, parse_lead('{"lead": "はい、機密性2の情報も入力できます。"}'), get_tokenizer()) == "contradicts"
+    assert part.lead is None
 
 
 def test_only_may_i_answers_get_a_lead():
     part = _part("open_fact")
-    apply_choice(part, parse_choice('{"choice": [2], "lead": "機密性2以上の情報は入力してはならない。"}', 2), get_tokenizer())
+    apply_lead(part, parse_lead('{"lead": "機密性2以上の情報は入力してはならない。"}'), get_tokenizer())
     assert part.lead is None

@@ -3,8 +3,8 @@ definition, the clause that permits or forbids — quoted verbatim, each with it
 
 One composer per question shape (:mod:`service.answer.shape`). Each returns
 :class:`ComposedPart` objects whose pieces are exact spans of the units they cite; nothing
-here writes a fact. The model, if any, later only chooses among a part's candidates and
-may add a lead sentence (:mod:`service.answer.choose`).
+here writes a fact. The model, if any, later only adds a lead sentence to a may-I part,
+checked against its pieces (:mod:`service.answer.lead`).
 
 The office's own rules come first: when a document marked ``binding`` answers a part,
 its pieces lead and the national guidance follows, labelled as such.
@@ -89,11 +89,11 @@ class ComposedPart:
     shape: str
     covered: bool
     pieces: list[Piece] = field(default_factory=list)
-    candidates: list[Piece] = field(default_factory=list)  # what the model may choose from
     total: int = 0  # enumeration: how many items the section holds
     heading: str = ""
     notes: list[str] = field(default_factory=list)
     lead: str | None = None
+    lead_source: str | None = None  # the unit the lead stands on (cited beside it)
     columns: list[tuple[str, bool]] = field(default_factory=list)  # comparison: (doc_id, says something)
     coverage: Coverage | None = None
     hits: list[SearchHit] = field(default_factory=list)
@@ -281,7 +281,7 @@ class Composer:
             sub = ComposedPart(question=part.ask or part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
             self._by_shape(sub, part, query, res.hits, flt)
             if sub.pieces and sub.covered:
-                for p in sub.pieces + sub.candidates:
+                for p in sub.pieces:
                     # Where a piece stands follows its document, not the search that found it.
                     p.scope = "local" if p.unit.get("authority") == "binding" else ("named" if p.unit["doc_id"] in named_ids else "general")
                 pieces_by_scope.append((scope, sub))
@@ -295,7 +295,6 @@ class Composer:
         self._by_shape_pieces(out, part, query, hits, flt)
         if out.shape != "enumeration":
             out.pieces = _whole_provisions(out.pieces)
-            out.candidates = _whole_provisions(out.candidates)
 
     def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         shape = out.shape
@@ -326,7 +325,6 @@ class Composer:
         out.heading = first.heading
         out.notes += first.notes
         out.pieces = list(first.pieces)
-        out.candidates = list(first.candidates)
         if first.shape in ("enumeration", "figure") or len(found) == 1:
             return out
         seen = {p.unit_id for p in out.pieces}
@@ -338,7 +336,7 @@ class Composer:
             local_stance = set().union(*(polarity(p.text) for p in out.pieces if p.scope == "local"))
             general_stance = set().union(*(polarity(p.text) for p in out.pieces if p.scope == "general"))
             if "forbid" in local_stance and "forbid" not in general_stance and general_stance & {"permit", "condition"}:
-                out.notes.append("本団体の規程は国等のガイドラインより厳しく定めています。規程に従ってください。")
+                out.notes.append("本団体の規程は国等のガイドラインより厳しく定めているため、規程に従ってください。")
         return out
 
     def _nearest(self, out: ComposedPart, query: str, hits: list[SearchHit]) -> ComposedPart:
@@ -515,7 +513,6 @@ class Composer:
         best = fitting[0]
         best.role = "figure"
         out.pieces = [best]
-        out.candidates = fitting[:4]
         return True
 
     def _with_sibling_rows(self, hits: list[SearchHit], flt: QueryFilter) -> list[SearchHit]:
@@ -573,14 +570,12 @@ class Composer:
         for p in chosen:
             p.role = "rule"
         out.pieces = chosen
-        out.candidates = ranked[:5]
         return True
 
     # ------------------------------------------------------------------ open fact
     def _open_fact(self, out: ComposedPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         ranked = self._rank_sentences(query, self._with_sibling_provisions(hits[:8], flt), rows=True)
         out.pieces = self._distinct(ranked, 2, floor=0.9)
-        out.candidates = ranked[:5]
 
     def _require_focus(self, out: ComposedPart, query: str, flt: QueryFilter) -> None:
         """Not covered when the pieces hold none of the question's rarest words.

@@ -4,7 +4,7 @@
 :data:`SUPPORT_THRESHOLD` of its content tokens (fugashi, NFKC) occur in the source,
 every figure it states occurs there too, and it does not permit what the source forbids
 (or the reverse, :mod:`service.answer.polarity`). The model's lead sentence is checked
-with it (:mod:`service.answer.choose`), and so is every statement of an answer in the
+with it (:mod:`service.answer.lead`), and so is every statement of an answer in the
 evaluation's faithfulness. :func:`split_sentences` splits an answer into its statements
 with the ``[n]`` marks that follow them.
 """

@@ -1,4 +1,4 @@
-"""The answer pipeline: retrieve → (check | compose) → (model chooses, leads) → response.
+"""The answer pipeline: retrieve → (check | compose) → (the model's gated lead) → response.
 
 :meth:`Answerer.stream` yields events in the order a user should see them:
 
@@ -9,8 +9,8 @@
 * ``answer``    — the composed answer: verbatim pieces of the documents with their
   citations, built from the documents' structure without the model (on screen within
   a fraction of a second);
-* ``status``    — ``{"state": "writing"}`` while the model chooses and writes a lead;
-* ``answer``    — again, when the model's choice or lead changed it (only text that
+* ``status``    — ``{"state": "writing"}`` while the model writes a lead sentence;
+* ``answer``    — again, when the model's lead sentence passed the gate (only text that
   passed the gate is ever sent; the model's raw words never are);
 * ``citations`` — the citations and what the gate removed;
 * ``done``      — the final :class:`AskResponse`.
@@ -34,7 +34,7 @@ from guideqa.errors import LLMError, ModelUnavailable, Overloaded
 from guideqa.settings import Settings
 from index.search import Searcher
 from index.tokenizer import JapaneseTokenizer
-from service.answer.choose import CHOICE_SCHEMA, MAX_CANDIDATES, apply_choice, choice_messages, parse_choice, wants_model
+from service.answer.lead import LEAD_SCHEMA, apply_lead, lead_messages, parse_lead, wants_lead
 from service.answer.compose import Composer
 from service.answer.coverage import assess_coverage
 from service.answer.prompt import ABSTAIN_TEXT
@@ -51,10 +51,10 @@ log = logging.getLogger(__name__)
 
 ABSTAIN_MESSAGE = f"{ABSTAIN_TEXT}。関連する可能性のある箇所を示します。"
 CLAUSES_MESSAGE = "該当する可能性のある箇所を示します（回答文は生成していません）。"
-FALLBACK_NOTICE = "AIによる選択と結論の一文は利用できなかったため、文書の該当箇所をそのまま示しています。"
-BUSY_NOTICE = "混み合っているため、AIによる選択と結論の一文を省き、文書の該当箇所をそのまま示しています。"
-#: Model output for one choice: a short JSON object.
-CHOICE_MAX_TOKENS = 80
+FALLBACK_NOTICE = "AIによる結論の一文は利用できなかったため、文書の該当箇所をそのまま示しています。"
+BUSY_NOTICE = "混み合っているため、AIによる結論の一文を省き、文書の該当箇所をそのまま示しています。"
+#: Model output for one lead: a short JSON object.
+LEAD_MAX_TOKENS = 70
 
 
 @dataclass
@@ -67,7 +67,7 @@ class LLMQueue:
     """One generation at a time, at most ``size`` waiting; beyond that, :class:`Overloaded`.
 
     The answer pipeline never lets that reach the user: the composed answer needs no
-    model, so a full queue only means the model's choice and lead are skipped.
+    model, so a full queue only means the model's lead sentence is skipped.
     """
 
     def __init__(self, size: int, *, expected_seconds: float = 20.0):
@@ -217,7 +217,7 @@ class Answerer:
         notice: str | None = None
         model: str | None = None
         # One model call per question: each costs seconds on two cores.
-        todo = [p for p in parts if wants_model(p)][:1] if self.backend is not None else []
+        todo = [p for p in parts if wants_lead(p)][:1] if self.backend is not None else []
         if todo and self.queue.full:
             todo, notice = [], BUSY_NOTICE
         if todo:
@@ -226,12 +226,11 @@ class Answerer:
                 with self.queue.slot(timeout=self.settings.llm_queue_wait_s):
                     t_gen = time.perf_counter()
                     for part in todo:
-                        raw = self.backend.chat(choice_messages(part), max_tokens=CHOICE_MAX_TOKENS, temperature=0.0, json_schema=CHOICE_SCHEMA)
-                        n = min(len(part.candidates or part.pieces), MAX_CANDIDATES)
-                        choice = parse_choice(raw, n)
-                        dropped = apply_choice(part, choice, self.tokenizer)
+                        raw = self.backend.chat(lead_messages(part), max_tokens=LEAD_MAX_TOKENS, temperature=0.0, json_schema=LEAD_SCHEMA)
+                        lead = parse_lead(raw)
+                        dropped = apply_lead(part, lead, self.tokenizer)
                         if dropped:
-                            removed.append(RemovedSentence(sentence=(choice.lead if choice else raw)[:200], reason=dropped))  # type: ignore[arg-type]
+                            removed.append(RemovedSentence(sentence=(lead if lead is not None else raw)[:200], reason=dropped))  # type: ignore[arg-type]
                     timings["generate_ms"] = round((time.perf_counter() - t_gen) * 1000, 1)
                 model = self.model_name
             except Overloaded:

@@ -102,6 +102,7 @@ def render_parts(
             for p in part.pieces
         ]
         shown = len(pieces)
+        lead_n = None
         if not part.covered:
             lines.append(f"この点は{ABSTAIN_TEXT}。" if several else f"{ABSTAIN_TEXT}。")
             lines += [f"※{n}" for n in part.notes]
@@ -109,7 +110,9 @@ def render_parts(
                 lines.append(f"{NEAREST_LABEL}: {_quoted(pc.text)}[{pc.n}]")
         else:
             if part.lead:
-                lines.append(f"{part.lead}[{pieces[0].n}]" if pieces else part.lead)
+                source = next((pc for pc in pieces if pc.unit_id == part.lead_source), pieces[0] if pieces else None)
+                lead_n = source.n if source else None
+                lines.append(f"{part.lead}[{lead_n}]" if source else part.lead)
             if part.heading:
                 lines.append(part.heading + ":")
             items = [pc for pc in pieces if pc.role == "item"]
@@ -134,7 +137,7 @@ def render_parts(
             lines += [f"※{n}" for n in part.notes]
         public.append(
             AnswerPart(
-                question=part.question, shape=part.shape, covered=part.covered, lead=part.lead,  # type: ignore[arg-type]
+                question=part.question, shape=part.shape, covered=part.covered, lead=part.lead, lead_n=lead_n,  # type: ignore[arg-type]
                 heading=part.heading, total=part.total, shown=shown, pieces=pieces, notes=part.notes,
             )
         )

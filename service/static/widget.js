@@ -689,7 +689,8 @@
           continue;
         }
         if (part.lead) {
-          box.append(h("p", { class: "lead" }, String(part.lead), pieces.length ? this.citeRef(pieces[0].n) : null, h("span", { class: "badge ai" }, "AI生成")));
+          const leadN = part.lead_n || (pieces.length ? pieces[0].n : null);
+          box.append(h("p", { class: "lead" }, String(part.lead), leadN ? this.citeRef(leadN) : null, h("span", { class: "badge ai" }, "AI生成")));
         }
         if (part.heading) box.append(h("p", { class: "heading" }, String(part.heading)));
         if (part.shape === "comparison") {

@@ -27,8 +27,8 @@ With `"stream": true` the response is `text/event-stream` with these events, in 
 | `clauses` | ranked clauses (list of search hits), sent at once |
 | `curated` | `{"curated", "similar"}`: the office's registered answer (「登録済みの回答」, written by the office, never AI-generated) when the question closely matches a registered question, else `null`; and up to 3 similar registered questions `[{id, question, score}]` (「よく似た質問」). Only items of the caller's groups. The composed answer still follows. |
 | `check` | the confidentiality verdict card (only for 「この情報を入れていい？」 questions) |
-| `answer` | `{"answer", "parts", "citations", "ai_generated"}`: the composed answer — verbatim pieces of the documents with their citations, built without the model; sent again if the model's choice or its gated lead sentence changed it. The model's raw words are never sent. |
-| `status` | `{"state": "writing"}` while the model chooses among the pieces and writes a lead |
+| `answer` | `{"answer", "parts", "citations", "ai_generated"}`: the composed answer — verbatim pieces of the documents with their citations, built without the model; sent again when the model's lead sentence passed the gate. The model's raw words are never sent. |
+| `status` | `{"state": "writing"}` while the model writes a lead sentence (may-I questions) |
 | `citations` | `{"citations": [...], "removed": [...]}`: the final citations and the model's sentences the gate removed |
 | `done` | the final response object |
 | `error` | `{"code", "message", "fatal"}`: `fatal: false` — the model failed and the composed answer stands; `fatal: true` — the stream ends |
