@@ -24,19 +24,18 @@ units' text, so :func:`score_comparison` is a pure function of a row and its ite
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from eval.devset import DATA_DIR, SPLITS, DevsetError, Split
-from eval.metrics import mean, percentile
+from eval.devset import DATA_DIR, SPLITS, Split, load_jsonl
+from eval.metrics import percentile, share_true
 from eval.report import split_gaps
-from eval.runner import ASKER, unit_source
+from eval.runner import ASKER, record_row, unit_source
 from guideqa.errors import GuideQAError
 from index.store import QueryFilter
 from ingest.cleaning import squash
@@ -94,20 +93,7 @@ def load_comparisons(path: Path = COMPARE_PATH) -> list[ComparisonItem]:
         DevsetError: the file is unreadable, a line is not a JSON object or an item is
             malformed; the message names the file and line.
     """
-    try:
-        raw = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise DevsetError(f"{path}: ファイルを読み込めません（{exc}）") from exc
-    items: list[ComparisonItem] = []
-    for lineno, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append(ComparisonItem.model_validate_json(line))
-        except ValidationError as exc:
-            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
-            raise DevsetError(f"{path}:{lineno}: 項目に誤りがあります — {fields}") from exc
-    return items
+    return load_jsonl(Path(path), ComparisonItem)
 
 
 def check_comparisons(items: Sequence[ComparisonItem], units: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -248,17 +234,9 @@ def run_comparisons(
                 continue
             row = comparison_row(state, item)
             row.update(score_comparison(row, item))
-            fout.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fout.flush()
-            rows.append(row)
-            if on_item:
-                on_item(item.id)
+            record_row(fout, rows, row, on_item)
     return rows
 
-
-def _share(values: Iterable[bool | None]) -> float | None:
-    v = mean(1.0 if x else 0.0 for x in values if x is not None)
-    return None if v is None else round(v, 4)
 
 
 def _headline(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -267,11 +245,11 @@ def _headline(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     silent = [d for d in docs if d["says_nothing"]]
     return {
         "n": len(rows),
-        "detected": _share(r["detected"] for r in rows),
-        "all_right": _share(r["all_right"] for r in rows),
-        "right_clause": _share(d["right"] for d in saying),
+        "detected": share_true(r["detected"] for r in rows),
+        "all_right": share_true(r["all_right"] for r in rows),
+        "right_clause": share_true(d["right"] for d in saying),
         "n_documents": len(saying),
-        "says_nothing_honest": _share(d["honest"] for d in silent),
+        "says_nothing_honest": share_true(d["honest"] for d in silent),
         "n_says_nothing": len(silent),
     }
 

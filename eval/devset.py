@@ -63,6 +63,7 @@ __all__ = [
     "CheckItem",
     "load_devset",
     "load_checkset",
+    "load_jsonl",
     "dump_jsonl",
     "corpus_texts",
     "validate",
@@ -205,7 +206,8 @@ _M = TypeVar("_M", bound=BaseModel)
 _Item = DevItem | CheckItem
 
 
-def _load_jsonl(path: Path, model: type[_M]) -> list[_M]:
+def load_jsonl(path: Path, model: type[_M]) -> list[_M]:
+    """One ``model`` per line of a JSON Lines file (blank lines skipped); DevsetError names the file and line."""
     try:
         raw = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -241,7 +243,7 @@ def load_devset(path: Path | str = DEVSET_PATH) -> list[DevItem]:
         DevsetError: the file is unreadable, a line is not JSON, or an item is malformed;
             the message names the file and line number.
     """
-    return _load_jsonl(Path(path), DevItem)
+    return load_jsonl(Path(path), DevItem)
 
 
 def load_checkset(path: Path | str = CHECKSET_PATH) -> list[CheckItem]:
@@ -257,7 +259,7 @@ def load_checkset(path: Path | str = CHECKSET_PATH) -> list[CheckItem]:
         DevsetError: the file is unreadable, a line is not JSON, or an item is malformed;
             the message names the file and line number.
     """
-    return _load_jsonl(Path(path), CheckItem)
+    return load_jsonl(Path(path), CheckItem)
 
 
 def dump_jsonl(items: Iterable[BaseModel], path: Path | str) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "context_within",
     "precision_recall",
     "mean",
+    "share_true",
     "is_unsafe_verdict",
     "UNSAFE_PAIRS",
     "AnswerVerdict",
@@ -124,6 +125,12 @@ def percentile(values: Iterable[float], q: float, nd: int = 2) -> float | None:
     if not ordered:
         return None
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], nd)
+
+
+def share_true(values: Iterable[bool | None]) -> float | None:
+    """Share of True among the values that are not None, rounded to 4 places (None when there are none)."""
+    v = mean(1.0 if x else 0.0 for x in values if x is not None)
+    return None if v is None else round(v, 4)
 
 
 def mean(values: Iterable[float | None]) -> float | None:

@@ -50,9 +50,9 @@ from eval.devset import (
     remap_gold_ids,
     validate,
 )
-from eval.metrics import labels_matched, mean, percentile
+from eval.metrics import labels_matched, percentile, share_true
 from eval.report import faithfulness_summary, split_gaps, verdict_counts
-from eval.runner import RunConfig, dev_row, score_answer, unit_source
+from eval.runner import RunConfig, dev_row, record_row, score_answer, unit_source
 from guideqa.errors import EvalDataInvalid, GuideQAError, RulesError
 from guideqa.settings import Settings
 from index.tokenizer import JapaneseTokenizer
@@ -405,20 +405,11 @@ def run_offices(
             state = _open(dep, backend)
             try:
                 for item in todo:
-                    row = _office_row(state, dep, item)
-                    fout.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    fout.flush()
-                    rows.append(row)
-                    if on_item:
-                        on_item(item.id)
+                    record_row(fout, rows, _office_row(state, dep, item), on_item)
             finally:
                 state.close()
     return rows
 
-
-def _share(values: Iterable[bool | None]) -> float | None:
-    v = mean(1.0 if x else 0.0 for x in values if x is not None)
-    return None if v is None else round(v, 4)
 
 
 def _headline(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -434,15 +425,15 @@ def _headline(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "correct_rate": verdicts["correct_rate"],
         "partial_rate": verdicts["partial_rate"],
         "wrong_rate": verdicts["wrong_rate"],
-        "labels_right": _share(r.get("labels_right") for r in answered),
+        "labels_right": share_true(r.get("labels_right") for r in answered),
         "n_labelled": sum(1 for r in answered if r.get("labels_right") is not None),
-        "local_first": _share(r.get("local_first") for r in answered),
+        "local_first": share_true(r.get("local_first") for r in answered),
         "n_local_first": sum(1 for r in answered if r.get("local_first") is not None),
-        "unanswerable_declined": _share(bool(r.get("abstained")) for r in unanswerable),
+        "unanswerable_declined": share_true(bool(r.get("abstained")) for r in unanswerable),
         "n_unanswerable": len(unanswerable),
         "written_supported_share": faith.get("written_supported_share"),
         "supported_share": faith.get("supported_share"),
-        "hit@5": _share(r["hit5"] == 1.0 for r in retrieved),
+        "hit@5": share_true(r["hit5"] == 1.0 for r in retrieved),
         "answer_s_p50": percentile([r["answer_s"] for r in answered if r.get("answer_s") is not None], 0.5),
     }
 

@@ -45,7 +45,7 @@ from service.request import prepare, search
 if TYPE_CHECKING:
     from service.state import AppState
 
-__all__ = ["RunConfig", "dev_row", "run_items", "score_answer", "strip_answer", "stratified_subset", "unit_source", "ASKER", "ANSWER_FIELDS"]
+__all__ = ["RunConfig", "dev_row", "run_items", "record_row", "score_answer", "strip_answer", "stratified_subset", "unit_source", "ASKER", "ANSWER_FIELDS"]
 
 TOP_K = 10
 # Citations shown in a ragas sample: the clauses the answer cites, at most this many.
@@ -364,9 +364,14 @@ def run_items(
             if item.id in done_ids:
                 continue
             row = dev_row(state, item, cfg) if isinstance(item, DevItem) else _check_row(state, item)
-            fout.write(json.dumps(row, ensure_ascii=False) + "\n")
-            fout.flush()
-            rows.append(row)
-            if on_item:
-                on_item(item.id)
+            record_row(fout, rows, row, on_item)
     return rows
+
+
+def record_row(fout: Any, rows: list[dict[str, Any]], row: dict[str, Any], on_item: Callable[[str], None] | None) -> None:
+    """Append ``row`` to the open results file at once (a long run can be resumed) and to ``rows``."""
+    fout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    fout.flush()
+    rows.append(row)
+    if on_item:
+        on_item(row["id"])
