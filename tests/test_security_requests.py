@@ -98,7 +98,7 @@ def test_overload_skips_the_model_and_keeps_the_composed_answer(client, app_sett
     state.backend = _NeverCalled()
     release, threads = _fill_queue(state)
     try:
-        question = "CAIOの役割は？"
+        question = "生成AIの回答をそのまま使っていい？"  # a may-I question: its answer would get the model's lead
         with client.stream("POST", "/v1/ask", json={"question": question, "stream": True}, headers={"X-API-Key": ALICE}) as streamed:
             body = streamed.read().decode()
         plain = client.post("/v1/ask", json={"question": question}, headers={"X-API-Key": ALICE})
