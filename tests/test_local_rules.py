@@ -106,3 +106,11 @@ def test_a_policy_rule_citing_an_article_that_is_gone_stops_start_up(office_stat
     with pytest.raises(RulesError) as err:
         load_policy(bad, units_of_document=lambda d: [u for u in units(d) if u["doc_id"] == d])
     assert "no-click-through" in err.value.message and "第99条第3項" in err.value.message
+
+
+def test_a_paragraph_that_builds_on_the_quoted_one_follows_it(office_state):
+    resp = run_ask(office_state, STAFF, "フォローアップ研修を受けなかったら何かあるの？", record=False)
+    labels = [p.label for part in resp.parts for p in part.pieces]
+    if "第18条第2項" in labels:
+        assert labels.index("第18条第3項") == labels.index("第18条第2項") + 1  # 「3 …前項の研修を受講しなかった…」
+    assert "第18条第3項" in labels

@@ -51,6 +51,9 @@ _COMPARISON_WORDS = re.compile(
 _LEGAL_HEAD = re.compile(r"^(?:第[0-9一二三四五六七八九十百]+[章節款目条項号]|附則|別表|様式)")
 # 「別表第1に掲げる」: a provision that hands its list to a table.
 _TABLE_REFERENCE = re.compile(r"(別表第?[0-9０-９一二三四五六七八九十]*)(?:に|の|で|を)")
+_PARAGRAPH_SEGMENT = re.compile(r"第[0-9一二三四五六七八九十]+項$")
+# A 項 that opens by pointing back at the one before it: 「2 前項の…」「3 前2項の規定にかかわらず…」.
+_BUILDS_ON_PREVIOUS = re.compile(r"^\s*[0-9]+\s*[^。]{0,20}?(?:前項|前[0-9二三四五]項|前各項)")
 _TIME_COUNTERS = ("年", "か月", "ヶ月", "カ月", "月", "日", "時間")
 _REFERS_BACK = re.compile(r"^(?:そのうち|その中で|その中の|そのほか|それ|その|これ|あれ|で、|では|じゃあ|なら)")
 _MONEY = re.compile(r"[0-9０-９,，.]+\s*(?:円|万円|億円|ドル|千円)|(?:料金|費用|価格|金額|負担額|単価)[^。]{0,12}[0-9０-９]")
@@ -294,7 +297,7 @@ class Composer:
     def _by_shape(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         self._by_shape_pieces(out, part, query, hits, flt)
         if out.shape != "enumeration":
-            out.pieces = _whole_provisions(out.pieces)
+            out.pieces = self._with_continuations(_whole_provisions(out.pieces), flt)
 
     def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         shape = out.shape
@@ -535,6 +538,29 @@ class Composer:
             for u in rows
         ]
 
+    def _with_continuations(self, pieces: list[Piece], flt: QueryFilter) -> list[Piece]:
+        """Each quoted 項 followed by the next 項 of its article when that one builds on it
+        (「2 前項の研修を受講しなかった利用者は…」): what the rule says happens next is part of it."""
+        out: list[Piece] = []
+        present = {p.unit_id for p in pieces}
+        for p in pieces:
+            out.append(p)
+            path = p.unit["section_path"]
+            if not p.unit.get("label") or len(path) < 3 or not _PARAGRAPH_SEGMENT.search(nfkc(path[-1])):
+                continue
+            siblings = self.searcher.occurrences_under(path[:-1], doc_id=p.unit["doc_id"])
+            after = [o for o in siblings if o.line_start > p.unit["line_start"] and len(o.path) == len(path)]
+            if not after:
+                continue
+            following = min(after, key=lambda o: o.line_start)
+            if following.unit_id in present:
+                continue
+            units = self.searcher.get_units([following.unit_id], flt=flt)
+            if units and _BUILDS_ON_PREVIOUS.match(nfkc(units[0]["text"])):
+                present.add(following.unit_id)
+                out.append(Piece(units[0], units[0]["text"].strip(), role=p.role, score=p.score, scope=p.scope))
+        return out
+
     def _with_sibling_provisions(self, hits: list[SearchHit], flt: QueryFilter) -> list[SearchHit]:
         """``hits`` plus the other 項 of the articles the best hits belong to: 「研修を受けなかったら？」
         is answered by the 項 after the one that orders the training."""
@@ -542,7 +568,7 @@ class Composer:
         extra: list[tuple[str, SearchHit]] = []
         for h in hits[:3]:
             label, path = h.unit.get("label") or "", h.unit["section_path"]
-            if not label or len(path) < 3 or not re.search(r"第[0-9一二三四五六七八九十]+項$", nfkc(path[-1])):
+            if not label or len(path) < 3 or not _PARAGRAPH_SEGMENT.search(nfkc(path[-1])):
                 continue
             for o in self.searcher.occurrences_under(path[:-1], doc_id=h.unit["doc_id"]):
                 if o.unit_id not in seen:
