@@ -719,6 +719,12 @@ class Composer:
             got = sum(w * (0.3 if t in ctx else 1.0) for t, w in weights.items() if t in terms)
             return got / sum(w * (0.3 if t in ctx else 1.0) for t, w in weights.items()) if weights else 0.0
 
+        # Cosines are rescaled within the question's candidates: each embedding model has its own
+        # band (e5 puts everything in 0.8–0.95), and only their order here matters. A narrow
+        # spread is not stretched into a large one.
+        denses = [dense_of.get(i, h.dense_score) for i, (h, _, _) in enumerate(cands)]
+        low = min(denses)
+        span = max(max(denses) - low, 0.12)
         for i, (h, text, rank) in enumerate(cands):
             if h.unit["kind"] == "table_row":
                 # A row is found by its label (the row's own name) more than by its column
@@ -727,8 +733,7 @@ class Composer:
                 lexical = 0.6 * share(self._terms(label), h.unit) + 0.4 * share(self._terms(text + " " + (h.unit.get("row") or "")), h.unit)
             else:
                 lexical = share(self._terms(text), h.unit)
-            dense = dense_of.get(i, h.dense_score)
-            dense_n = min(max((dense - 0.78) / 0.12, 0.0), 1.0)
+            dense_n = (denses[i] - low) / span
             score = 0.5 * dense_n + 0.5 * lexical + 0.1 / (rank + 1)
             if len(text) < 8 or (len(text) <= 16 and not re.search(r"[。、0-9０-９]", text)):
                 score -= 0.3  # a heading fragment is not an answer
