@@ -9,11 +9,12 @@ Japanese message and a non-zero exit code here, never a stack trace.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 import logging
 import os
 import sys
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -321,10 +322,16 @@ def index_cmd(
 Groups = Annotated[Optional[list[str]], typer.Option("--group", "-g", help="Access group to read as (repeatable; default: public).")]
 
 
-def _app_state(settings: Settings, *, load_llm: bool):
+@contextmanager
+def _opened_state(settings: Settings, *, load_llm: bool) -> Iterator:
+    """The service's state for one command, closed after it (the shard and the audit queue released)."""
     from service.state import build_state
 
-    return build_state(settings, load_llm=load_llm)
+    state = build_state(settings, load_llm=load_llm)
+    try:
+        yield state
+    finally:
+        state.close()
 
 
 def _cli_caller(command: str, groups: Optional[list[str]]):
@@ -350,8 +357,7 @@ def search(
     settings = _settings(data_dir)
     caller = _cli_caller("search", groups)
     try:
-        state = _app_state(settings, load_llm=False)
-        try:
+        with _opened_state(settings, load_llm=False) as state:
             if questions:
                 if not out_path:
                     raise typer.BadParameter("--out is required with --questions")
@@ -366,8 +372,6 @@ def search(
             if query is None:
                 raise typer.BadParameter("質問を指定してください（または --questions）。")
             result = run_search(state, caller, query, top_k=top_k, endpoint="guideqa search")
-        finally:
-            state.audit.close()
     except GuideQAError as exc:
         _fail(exc)
     if as_json:
@@ -439,8 +443,7 @@ def ask(
     settings = _settings(data_dir)
     caller = _cli_caller("ask", groups)
     try:
-        state = _app_state(settings, load_llm=mode == "answer")
-        try:
+        with _opened_state(settings, load_llm=mode == "answer") as state:
 
             def one(q: str):
                 return run_ask(state, caller, q, mode=mode, endpoint="guideqa ask")
@@ -456,8 +459,6 @@ def ask(
             if question is None:
                 raise typer.BadParameter("質問を指定してください（または --questions）。")
             resp = one(question)
-        finally:
-            state.audit.close()
     except GuideQAError as exc:
         _fail(exc)
     if as_json:
@@ -481,8 +482,7 @@ def check(
     settings = _settings(data_dir)
     caller = _cli_caller("check", groups)
     try:
-        state = _app_state(settings, load_llm=False)
-        try:
+        with _opened_state(settings, load_llm=False) as state:
             if list_table:
                 rows = check_table(state, caller)
                 if as_json:
@@ -498,8 +498,6 @@ def check(
             if not question:
                 raise typer.BadParameter("質問を指定してください（または --list）。")
             result = run_check(state, caller, question=question, endpoint="guideqa check")
-        finally:
-            state.audit.close()
     except GuideQAError as exc:
         _fail(exc)
     if as_json:
@@ -534,11 +532,8 @@ def compare(
     settings = _settings(data_dir)
     caller = _cli_caller("compare", groups)
     try:
-        state = _app_state(settings, load_llm=False)
-        try:
+        with _opened_state(settings, load_llm=False) as state:
             result = run_compare(state, caller, topic, doc_ids=docs or None, endpoint="guideqa compare")
-        finally:
-            state.audit.close()
     except GuideQAError as exc:
         _fail(exc)
     if as_json:
@@ -735,11 +730,8 @@ def curated_add(
     bodies = _curated_bodies(file, fields)
     settings = _settings(data_dir)
     try:
-        state = _app_state(settings, load_llm=False)
-        try:
+        with _opened_state(settings, load_llm=False) as state:
             created = create_curated(state, _curated_caller(), bodies, endpoint="guideqa curated add")
-        finally:
-            state.close()
     except GuideQAError as exc:
         _fail(exc, 2)
     for item in created:
@@ -756,11 +748,8 @@ def curated_list(
 
     settings = _settings(data_dir)
     try:
-        state = _app_state(settings, load_llm=False)
-        try:
+        with _opened_state(settings, load_llm=False) as state:
             listed = list_curated(state, _curated_caller())
-        finally:
-            state.close()
     except GuideQAError as exc:
         _fail(exc, 2)
     if as_json:
@@ -793,11 +782,8 @@ def curated_export(
 
     settings = _settings(data_dir)
     try:
-        state = _app_state(settings, load_llm=False)
-        try:
+        with _opened_state(settings, load_llm=False) as state:
             items = export_curated(state, _curated_caller())
-        finally:
-            state.close()
     except GuideQAError as exc:
         _fail(exc, 2)
     text = render_curated(items)
