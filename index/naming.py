@@ -30,6 +30,8 @@ _PLACE = re.compile(r"(?:^|[^一-龥ァ-ヶー])([一-龥ァ-ヶー〇○△□�
 # Words shaped like place names that name no place.
 _NOT_A_PLACE = re.compile(r"^(?:都道府県|市区町村|市町村|区市町村|各府|各都道府県|本市|当市|本町|当町|本村|当村|本県|当県|本区|当区|自治体|地方自治体|他市|他県|他の市|全市|全県|市|区|町|村|県|府|都|道|政令市|中核市|特別区)$")
 _OWN_OFFICE = re.compile(r"(本|当|うちの?)(市|町|村|県|区|府|都|庁)|うち(?:の|では|で)|我が(?:市|町|村|県)|本団体|当団体|自庁")
+# 「町の」「村だと」「市で」 on their own: staff of a 町 mean their own town (not 「市町村の」, not 「横浜市の」).
+_BARE_MUNICIPALITY = re.compile(r"(?<![一-龥ぁ-んァ-ヶ々])(市|町|村|区)(?:の|では|で|だと|が|は|も|として)")
 _KIND_WORDS = {
     "national": re.compile(r"(?<![a-zA-Z一-龥])国(?:の|では|で|が|は|と|や|も|・|として|全体)"),
     "prefecture": re.compile(r"(?<![一-龥])(?:都|県|府|道)(?:の|では|で|が|は|と|や|も|・)"),
@@ -138,10 +140,13 @@ def named_documents(question: str, docs: dict[str, DocumentInfo], *, known_text:
             continue
         for m in re.finditer(re.escape(k), q):
             mentions.append((m.start(), m.end(), set(ids), set(ids)))
-    own = _OWN_OFFICE.search(q)
+    binding_docs = [d for d in docs.values() if d.authority == "binding"]
+    own = _OWN_OFFICE.search(q) or next(
+        (m for m in _BARE_MUNICIPALITY.finditer(q) if any(nfkc(d.issuer).strip().endswith(m.group(1)) for d in binding_docs)), None
+    )
     if own:
         out.own_office = True
-        binding = {d.doc_id for d in docs.values() if d.authority == "binding"}
+        binding = {d.doc_id for d in binding_docs}
         if binding:
             mentions.append((own.start(), own.end(), binding, binding))
     mentions.sort()

@@ -115,6 +115,8 @@ class JapaneseTokenizer:
         out = []
         for surface, pos1, pos2 in parsed:
             word = surface.lower()
+            if surface.isascii() and (len(surface) < 3 or word in _ASCII_STOP):
+                continue  # 「OK」「HP」: everyday shorthand, whatever the dictionary tags it
             if pos1 == "名詞" and pos2 == "固有名詞" and len(surface) >= 2:
                 out.append(word)
             elif surface.isascii() and surface.isalpha() and len(surface) >= 3 and word not in _ASCII_STOP:

@@ -114,3 +114,35 @@ def test_a_paragraph_that_builds_on_the_quoted_one_follows_it(office_state):
     if "第18条第2項" in labels:
         assert labels.index("第18条第3項") == labels.index("第18条第2項") + 1  # 「3 …前項の研修を受講しなかった…」
     assert "第18条第3項" in labels
+
+
+def test_when_a_rule_took_effect_is_read_from_its_supplementary_provisions(office_state):
+    resp = run_ask(office_state, STAFF, "この規程はいつから施行されていますか？", record=False)
+    labels = [c.label for c in resp.citations]
+    assert labels[:2] == ["附則第1項", "附則（令和7年3月31日訓令第5号）第1項"]
+    assert "令和6年4月1日から施行する" in resp.answer and "令和7年4月1日から施行する" in resp.answer
+
+
+def test_asked_about_its_own_rules_the_office_is_answered_from_them_alone(office_state):
+    # 「市の規程で」 names the office's own rule; national guidance saying something about
+    # costs elsewhere does not answer what the city decided.
+    resp = run_ask(office_state, STAFF, "市の規程で、生成AIの利用料金はいくら？", record=False)
+    assert resp.abstained
+    assert "本団体の規程には" in resp.answer
+    assert {c.doc_id for c in resp.citations} <= {CITY}
+
+
+def test_naming_another_bodys_guideline_does_not_put_the_local_rule_second(office_state):
+    resp = run_ask(office_state, STAFF, "東京都のガイドラインだと、画像生成AIで作ったイラストを広報紙に載せていい？", record=False)
+    assert resp.citations and resp.citations[0].doc_id == CITY
+    assert resp.citations[0].label == "第15条第3項"
+
+
+def test_a_verdict_from_the_national_table_follows_the_office_rule(office_state):
+    resp = run_ask(office_state, STAFF, "ホームページに載っている情報をCopilot Chatに入れていい？", record=False)
+    assert resp.check is not None and resp.check.decided_by == "table"
+    assert resp.citations[0].doc_id == CITY
+    assert "国の機密性分類表による判定（参考）: 判定: 可" in resp.answer
+    # The verdict's citation is renumbered after the rule's and still points at the table.
+    n = resp.check.citations[0].n
+    assert resp.citations[n - 1].unit_id == resp.check.citations[0].unit_id and f"[{n}]" in resp.answer

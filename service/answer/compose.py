@@ -17,6 +17,7 @@ its pieces lead and the national guidance follows, labelled as such.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -51,12 +52,25 @@ _COMPARISON_WORDS = re.compile(
 _LEGAL_HEAD = re.compile(r"^(?:第[0-9一二三四五六七八九十百]+[章節款目条項号]|附則|別表|様式)")
 # 「別表第1に掲げる」: a provision that hands its list to a table.
 _TABLE_REFERENCE = re.compile(r"(別表第?[0-9０-９一二三四五六七八九十]*)(?:に|の|で|を)")
-_PARAGRAPH_SEGMENT = re.compile(r"第[0-9一二三四五六七八九十]+項$")
+_PARAGRAPH_SEGMENT = re.compile(r"第[0-9一二三四五六七八九十]+項(?:[(（][^)）]*[)）])?$")
 # A 項 that opens by pointing back at the one before it: 「2 前項の…」「3 前2項の規定にかかわらず…」.
 _BUILDS_ON_PREVIOUS = re.compile(r"^\s*[0-9]+\s*[^。]{0,20}?(?:前項|前[0-9二三四五]項|前各項)")
 _TIME_COUNTERS = ("年", "か月", "ヶ月", "カ月", "月", "日", "時間")
 _REFERS_BACK = re.compile(r"^(?:そのうち|その中で|その中の|そのほか|それ|その|これ|あれ|で、|では|じゃあ|なら)")
 _MONEY = re.compile(r"[0-9０-９,，.]+\s*(?:円|万円|億円|ドル|千円)|(?:料金|費用|価格|金額|負担額|単価)[^。]{0,12}[0-9０-９]")
+# 「いつから施行？」「要綱っていつから？」「改正されてる？」: asks when a rule came into force, or whether it was amended.
+_ASKS_ENACTMENT = re.compile(
+    r"施行|効力|(?:規程|要綱|条例|規則|基準|要領|訓令|告示)[^?？。]{0,8}いつ|改正(?:され|って|は|の有無|履歴|の経過)|制定(?:され|日|は|って)"
+)
+# The 附則 provision that fixes the day: 「この訓令は、令和6年4月1日から施行する。」
+_ENFORCES = re.compile(r"施行する|施行し|効力を(?:生ずる|有する)")
+# 「試行の時から使ってたけど、規程ができたら改めて申請？」「改正前のログも？」: what was under way before the rule.
+_ASKS_TRANSITION = re.compile(
+    r"(?:改正|施行|制定|規程|要綱|条例|規則|要領|ルール)(?:の|が)?(?:前|まで)|(?:以前|前|時)から[^。？?]{0,24}(?:改めて|引き続き|そのまま|続け|ダメ|必要)"
+    r"|(?:規程|要綱|条例|規則|要領|ルール)が?でき(?:る|た)|経過措置|従前"
+)
+# A transitional provision (経過措置): what the rule does to what existed when it came into force.
+_TRANSITIONAL = re.compile(r"施行の際|際現に|従前の例|経過措置|みなす|なお(?:その)?効力|改正前|改正後")
 _DEFINES = re.compile(r"とは|をいう|のことを?いう|のこと[。、]|を指す|を意味する|と定義")
 
 
@@ -267,19 +281,29 @@ class Composer:
         # The office's own rules first, then the documents the question names, then everything.
         scopes: list[tuple[str, SearchResult]] = []
         binding = [d.doc_id for d in docs.values() if d.authority == "binding"]
-        if named_ids:
-            # Within the named document its name matches every clause: search by what is asked of it.
-            topic = named.topic(query)
-            named_result = self._search(topic if len(self._terms(topic)) >= 1 else query, flt, doc_ids=named_ids)
-            scopes.append(("named" if not set(named_ids) <= set(binding) else "local", named_result))
-        elif binding:
-            scopes.append(("local", self._search(query, flt, doc_ids=binding)))
-        scopes.append(("general", result))
+        # Within a named document its name matches every clause: search by what is asked of it.
+        topic = named.topic(query) if named_ids else query
+        topic = topic if len(self._terms(topic)) >= 1 else query
+        own_only = bool(named_ids) and set(named_ids) <= set(binding)
+        if own_only:
+            # 「本市の規程では」「村の研修は」: asked about the office's own rules, answered from them
+            # alone; national guidance on the same topic does not say what the office decided.
+            scopes.append(("local", self._search(topic, flt, doc_ids=named_ids)))
+        else:
+            if binding:
+                # Even when another body's document is named (「都のガイドラインだと…」), the rule
+                # that binds the asker comes first.
+                scopes.append(("local", self._search(topic, flt, doc_ids=binding)))
+            if named_ids:
+                scopes.append(("named", self._search(topic, flt, doc_ids=named_ids)))
+            scopes.append(("general", result))
 
         pieces_by_scope: list[tuple[str, ComposedPart]] = []
         for scope, res in scopes:
             cov = assess_coverage(res.hits, unknown_entities=unknown) if scope != "general" else coverage
-            if not cov.covered:
+            # Asked about its own rules by name, the office's document is where the answer is or
+            # is not; scores against a few dozen clauses say little, the composers' own tests decide.
+            if not cov.covered and not (own_only and res.hits and not unknown):
                 continue
             sub = ComposedPart(question=part.ask or part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
             self._by_shape(sub, part, query, res.hits, flt)
@@ -291,6 +315,9 @@ class Composer:
             if scope == "named" and sub.pieces:
                 break  # the question asked about that document; do not pad with others
         if not pieces_by_scope:
+            if own_only:
+                out.notes.append("本団体の規程には、この点についての記載が見つかりませんでした。")
+                return self._nearest(out, topic, scopes[0][1].hits)
             return self._nearest(out, query, result.hits)
         return self._merge_scopes(out, pieces_by_scope)
 
@@ -301,6 +328,10 @@ class Composer:
 
     def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         shape = out.shape
+        if shape != "enumeration" and _ASKS_ENACTMENT.search(nfkc(query)) and self._enactment(out, hits, flt):
+            return
+        if _ASKS_TRANSITION.search(nfkc(query)) and self._transition(out, query, hits, flt):
+            return
         if shape == "enumeration" and self._enumeration(out, part, query, hits, flt):
             return
         if shape == "definition" and self._definition(out, part, query, hits, flt):
@@ -330,11 +361,12 @@ class Composer:
         out.pieces = list(first.pieces)
         if first.shape in ("enumeration", "figure") or len(found) == 1:
             return out
-        seen = {p.unit_id for p in out.pieces}
+        seen = {p.unit_id for p in out.pieces} | {squash(p.text) for p in out.pieces}
         for _, sub in found[1:]:
-            extra = [p for p in sub.pieces if p.unit_id not in seen][:2]
+            # A sentence repeated in several sections of a document is shown once.
+            extra = [p for p in sub.pieces if p.unit_id not in seen and squash(p.text) not in seen][:2]
             out.pieces += extra
-            seen |= {p.unit_id for p in extra}
+            seen |= {p.unit_id for p in extra} | {squash(p.text) for p in extra}
         if first_scope == "local" and any(p.scope == "general" for p in out.pieces):
             local_stance = set().union(*(polarity(p.text) for p in out.pieces if p.scope == "local"))
             general_stance = set().union(*(polarity(p.text) for p in out.pieces if p.scope == "general"))
@@ -378,7 +410,9 @@ class Composer:
             return False
         out.total = sum(1 for p in items if p.role == "item")
         out.pieces = items
-        section = self._section_name(items[-1].unit)
+        # The section the items share (the article, for its 項), not the last item's own path.
+        common = os.path.commonprefix([p.unit["section_path"] for p in items])
+        section = self._section_name({**items[-1].unit, "section_path": common} if len(common) > 1 else items[-1].unit)
         level = "・".join(f"[{t}]" for t in part.tags)
         out.heading = f"{section}{('の' + level) if level else ''}の項目（{out.total}件）" if section else f"該当する項目（{out.total}件）"
         return True
@@ -482,6 +516,44 @@ class Composer:
             return True
         return False
 
+    # ------------------------------------------------------------------ enactment (附則)
+    def _enactment(self, out: ComposedPart, hits: list[SearchHit], flt: QueryFilter) -> bool:
+        """When the best-matching rule came into force, and each amendment: the provisions of its
+        附則 that fix a day (「この訓令は、令和6年4月1日から施行する。」), in document order.
+
+        A rule's supplementary provisions are where every 例規 states this; a document with no
+        附則 (a guideline, a report) leaves the question to the other composers.
+        """
+        units = [u for u in self._supplementary_provisions(hits, flt) if _ENFORCES.search(nfkc(u["text"]))]
+        if not units:
+            return False
+        out.pieces = [Piece(u, u["text"].strip(), role="rule") for u in units]
+        return True
+
+    def _transition(self, out: ComposedPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
+        """What the best-matching rule does to what was under way when it (or an amendment) came
+        into force: the transitional provision of its 附則 closest to the question."""
+        units = [u for u in self._supplementary_provisions(hits, flt) if _TRANSITIONAL.search(nfkc(u["text"] + " ".join(u["section_path"])))]
+        ranked = self._rank_sentences(query, [SearchHit(unit=u, score=0.0, dense_score=0.0, lexical=0.0, matched_terms=[], rank=i) for i, u in enumerate(units, 1)])
+        if not ranked:
+            return False
+        best = ranked[0]
+        best.role = "rule"
+        out.pieces = [best]
+        return True
+
+    def _supplementary_provisions(self, hits: list[SearchHit], flt: QueryFilter) -> list[dict[str, Any]]:
+        """The units of the 附則 (every one: the original and each amendment's) of the best-ranked
+        rule among ``hits``, in document order; none when the best matches are no rule's."""
+        rule = next((h.unit for h in hits[:3] if h.unit.get("label")), None)
+        if rule is None:
+            return []
+        ids = [
+            o.unit_id for o in self.searcher.occurrences_under([rule["section_path"][0]], doc_id=rule["doc_id"])
+            if len(o.path) >= 2 and nfkc(o.path[1]).strip().startswith("附則")
+        ]
+        return sorted(self.searcher.get_units(list(dict.fromkeys(ids)), flt=flt), key=lambda u: u["line_start"])
+
     # ------------------------------------------------------------------ figure / date
     def _figure(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
         want_date = part.counter == "日付"
@@ -539,16 +611,25 @@ class Composer:
         ]
 
     def _with_continuations(self, pieces: list[Piece], flt: QueryFilter) -> list[Piece]:
-        """Each quoted 項 followed by the next 項 of its article when that one builds on it
-        (「2 前項の研修を受講しなかった利用者は…」): what the rule says happens next is part of it."""
+        """Each quoted 項 with the 項 of its article it cannot be read without: the one before it when
+        it opens by pointing back (「2 前項の文書等のうち…」 needs 前項), and the next one when that one
+        builds on it (「2 前項の研修を受講しなかった利用者は…」): what the rule says happens next is part of it."""
         out: list[Piece] = []
         present = {p.unit_id for p in pieces}
         for p in pieces:
-            out.append(p)
             path = p.unit["section_path"]
             if not p.unit.get("label") or len(path) < 3 or not _PARAGRAPH_SEGMENT.search(nfkc(path[-1])):
+                out.append(p)
                 continue
             siblings = self.searcher.occurrences_under(path[:-1], doc_id=p.unit["doc_id"])
+            before = [o for o in siblings if o.line_start < p.unit["line_start"] and len(o.path) == len(path)]
+            if before and _BUILDS_ON_PREVIOUS.match(nfkc(p.unit["text"])):
+                preceding = max(before, key=lambda o: o.line_start)
+                units = self.searcher.get_units([preceding.unit_id], flt=flt) if preceding.unit_id not in present else []
+                if units:
+                    present.add(preceding.unit_id)
+                    out.append(Piece(units[0], units[0]["text"].strip(), role=p.role, score=p.score, scope=p.scope))
+            out.append(p)
             after = [o for o in siblings if o.line_start > p.unit["line_start"] and len(o.path) == len(path)]
             if not after:
                 continue

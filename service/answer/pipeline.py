@@ -42,7 +42,7 @@ from service.answer.render import RenderedAnswer, citation_for, render_parts
 from service.answer.shape import analyse_question
 from service.check import CheckEngine
 from service.curated import CuratedMatcher
-from service.models import AskResponse, CheckResponse, CompareResponse, Filters, RemovedSentence
+from service.models import AskResponse, CheckResponse, Citation, CompareResponse, Filters, RemovedSentence
 from service.search import hit_public, to_query_filter
 
 __all__ = ["Answerer", "AskEvent", "LLMQueue", "ABSTAIN_MESSAGE", "CLAUSES_MESSAGE", "FALLBACK_NOTICE", "BUSY_NOTICE"]
@@ -99,6 +99,21 @@ class LLMQueue:
             yield
         finally:
             self._run.release()
+
+
+#: Shown before a confidentiality verdict taken from the national table when the office's own rule came first.
+NATIONAL_VERDICT_LABEL = "国の機密性分類表による判定（参考）"
+
+
+def _numbered_after(check: CheckResponse, cited: list[Citation]) -> CheckResponse:
+    """``check`` with its citations numbered after ``cited`` (a unit already cited keeps its number)."""
+    numbers = {c.unit_id: c.n for c in cited}
+    renumbered = []
+    for c in check.citations:
+        if c.unit_id not in numbers:
+            numbers[c.unit_id] = len(cited) + 1 + sum(1 for r in renumbered if r.n > len(cited))
+        renumbered.append(c.model_copy(update={"n": numbers[c.unit_id]}))
+    return check.model_copy(update={"citations": renumbered})
 
 
 def verdict_text(check: CheckResponse) -> str:
@@ -199,7 +214,15 @@ class Answerer:
             # and so is any other part of it (「…入れていい？あと研修は必要？」). No model here.
             # Beneath a verdict, a part the clauses do not cover adds nothing: the verdict answered it.
             parts = [p for p in self.composer.compose(question, flt=flt, first=result, parts=asks) if p.covered]
-            rendered = render_parts(parts, lead_text=verdict_text(check), cited=check.citations)
+            if check.decided_by != "local_policy" and any(pc.scope == "local" for p in parts for pc in p.pieces):
+                # The office's own rule answers the question; a verdict from the national table
+                # follows it, labelled as such (the binding rule first, national guidance after).
+                rendered = render_parts(parts)
+                check = _numbered_after(check, rendered.citations)
+                rendered.text += f"\n{NATIONAL_VERDICT_LABEL}: {verdict_text(check)}"
+                rendered.citations += [c for c in check.citations if c.n > len(rendered.citations)]
+            else:
+                rendered = render_parts(parts, lead_text=verdict_text(check), cited=check.citations)
             yield AskEvent("citations", {"citations": rendered.citations, "removed": []})
             yield AskEvent(
                 "done",
