@@ -146,3 +146,12 @@ def test_a_verdict_from_the_national_table_follows_the_office_rule(office_state)
     # The verdict's citation is renumbered after the rule's and still points at the table.
     n = resp.check.citations[0].n
     assert resp.citations[n - 1].unit_id == resp.check.citations[0].unit_id and f"[{n}]" in resp.answer
+
+
+def test_with_the_class_unknown_the_office_ceiling_is_said_and_cited_first(office_state):
+    resp = run_ask(office_state, STAFF, "この資料をAIに入れて大丈夫？", record=False)
+    assert resp.check is not None and resp.check.verdict == "判断できない"
+    first = resp.check.citations[0]
+    assert first.doc_id == CITY and first.label == "第11条第1項" and first.authority == "binding"
+    assert "機密性2以上" in resp.answer.splitlines()[0]
+    assert resp.citations[0].doc_id == CITY

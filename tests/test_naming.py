@@ -12,7 +12,7 @@ TOKYO = DocumentInfo("tokyo", "東京都 AI導入・活用ガイドライン", "
 DOCS = {d.doc_id: d for d in (TOWN, TOKYO)}
 
 
-@pytest.mark.parametrize("question", ["町だと何が必要？", "町の研修って何時間？", "うちの町では使える？", "本町の要綱では？"])
+@pytest.mark.parametrize("question", ["町だと何が必要？", "町の研修って何時間？", "うちの町では使える？", "本町の要綱では？", "この資料を町のAIに入れていい？"])
 def test_staff_of_a_town_saying_town_mean_their_own_rules(question):
     named = named_documents(question, DOCS)
     assert named.own_office and named.doc_ids == ["town"]

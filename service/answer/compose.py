@@ -324,7 +324,7 @@ class Composer:
     def _by_shape(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         self._by_shape_pieces(out, part, query, hits, flt)
         if out.shape != "enumeration":
-            out.pieces = self._with_continuations(_whole_provisions(out.pieces), flt)
+            out.pieces = self._with_referenced_rows(self._with_continuations(_whole_provisions(out.pieces), flt), query, flt)
 
     def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         shape = out.shape
@@ -440,19 +440,47 @@ class Composer:
             m = _TABLE_REFERENCE.search(nfkc(h.unit["text"]))
             if not m or not h.unit.get("label"):
                 continue
-            name = m.group(1)
-            prefix = next(
-                (o.path[:2] for o in self.searcher.occurrences_under(h.unit["section_path"][:1], doc_id=h.unit["doc_id"])
-                 if len(o.path) >= 2 and nfkc(o.path[1]).replace(" ", "").startswith(name)),
-                None,
-            )
-            if prefix is None:
-                continue
-            ids = [o.unit_id for o in self.searcher.occurrences_under(prefix, doc_id=h.unit["doc_id"])]
-            rows = [u for u in self.searcher.get_units(ids, flt=flt) if u["kind"] == "table_row"]
+            rows = self._table_rows(h.unit, m.group(1), flt)
             if len(rows) >= 2:
-                return sorted(rows, key=lambda u: u["line_start"])
+                return rows
         return []
+
+    def _table_rows(self, unit: dict[str, Any], name: str, flt: QueryFilter) -> list[dict[str, Any]]:
+        """The rows, in order, of the table ``name`` (「別表第1」) of ``unit``'s document."""
+        prefix = next(
+            (o.path[:2] for o in self.searcher.occurrences_under(unit["section_path"][:1], doc_id=unit["doc_id"])
+             if len(o.path) >= 2 and nfkc(o.path[1]).replace(" ", "").startswith(name)),
+            None,
+        )
+        if prefix is None:
+            return []
+        ids = [o.unit_id for o in self.searcher.occurrences_under(prefix, doc_id=unit["doc_id"])]
+        return sorted((u for u in self.searcher.get_units(ids, flt=flt) if u["kind"] == "table_row"), key=lambda u: u["line_start"])
+
+    def _with_referenced_rows(self, pieces: list[Piece], query: str, flt: QueryFilter) -> list[Piece]:
+        """Each quoted provision that hands part of its content to a table (「別表第1の…欄に「機密性2」と
+        記載された許可サービス」) followed by the row it means: the rows holding a value it quotes,
+        else the row closest to the question."""
+        out: list[Piece] = []
+        present = {p.unit_id for p in pieces}
+        for p in pieces:
+            out.append(p)
+            text = nfkc(p.text)
+            m = _TABLE_REFERENCE.search(text)
+            if not p.unit.get("label") or p.unit["kind"] == "table_row" or not m:
+                continue
+            rows = [r for r in self._table_rows(p.unit, m.group(1), flt) if r["id"] not in present]
+            values = [squash(v) for v in re.findall(r"「([^「」]{2,30})」", text)]
+            picked = [r for r in rows if any(v in squash(nfkc(r["text"])) for v in values)][:2]
+            if not picked and rows:
+                asked = self._terms(query)
+                weight = {r["id"]: sum(self.searcher.term_weight(t) for t in asked & self._terms(r["text"])) for r in rows}
+                best = max(rows, key=lambda r: weight[r["id"]])
+                picked = [best] if weight[best["id"]] > 0 else []
+            for r in picked:
+                present.add(r["id"])
+                out.append(Piece(r, _cells(r["text"]), role="quote", score=p.score, scope=p.scope))
+        return out
 
     def _common_section_units(self, hits: list[SearchHit], flt: QueryFilter) -> list[dict[str, Any]]:
         """The units of the deepest section that at least two of the top hits share."""

@@ -214,7 +214,8 @@ class Answerer:
             # and so is any other part of it (「…入れていい？あと研修は必要？」). No model here.
             # Beneath a verdict, a part the clauses do not cover adds nothing: the verdict answered it.
             parts = [p for p in self.composer.compose(question, flt=flt, first=result, parts=asks) if p.covered]
-            if check.decided_by != "local_policy" and any(pc.scope == "local" for p in parts for pc in p.pieces):
+            on_own_rule = bool(check.citations) and check.citations[0].authority == "binding"
+            if not on_own_rule and any(pc.scope == "local" for p in parts for pc in p.pieces):
                 # The office's own rule answers the question; a verdict from the national table
                 # follows it, labelled as such (the binding rule first, national guidance after).
                 rendered = render_parts(parts)

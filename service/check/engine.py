@@ -338,6 +338,11 @@ class CheckEngine:
             if local.verdict == "不可":
                 conditions = []
             citations = self._cite_first(local, citations)
+        elif local is None and not per_item and (ceiling := self._local_ceiling(stype)) is not None:
+            # The information's class is not known, but the office's rule forbids some classes
+            # whatever the information is: that is the first thing the asker needs (cited).
+            reasons.insert(0, ceiling.reason)
+            citations = self._cite_first(ceiling, citations)
         elif local is not None:
             # The table is stricter: it decides, and the answer says the local rule too.
             reasons.append(local.reason)
@@ -375,6 +380,13 @@ class CheckEngine:
                 classes |= set(_AMBIGUOUS.get(item["information"], ()))
         hits = [r for r in self.policy.rules if r.applies(classes, info_text, service_type)]
         return max(hits, key=lambda r: VERDICT_ORDER[r.verdict]) if hits else None
+
+    def _local_ceiling(self, service_type: str) -> PolicyRule | None:
+        """The office's broadest rule forbidding information by class for this kind of service, if any."""
+        if self.policy is None:
+            return None
+        bans = [r for r in self.policy.rules if r.classes and r.verdict == "不可" and (not r.services or service_type in r.services)]
+        return max(bans, key=lambda r: len(r.classes)) if bans else None
 
     def _cite_first(self, rule: PolicyRule, citations: list[Citation]) -> list[Citation]:
         """``citations`` with the local rule's article first (when the caller may read it), renumbered."""
