@@ -52,7 +52,7 @@ from eval.devset import (
 )
 from eval.metrics import labels_matched, percentile, share_true
 from eval.report import faithfulness_summary, split_gaps, verdict_counts
-from eval.runner import RunConfig, dev_row, record_row, score_answer, unit_source
+from eval.runner import RunConfig, dev_row, piece_labels, record_row, score_answer, unit_source
 from guideqa.errors import EvalDataInvalid, GuideQAError, RulesError
 from guideqa.settings import Settings
 from index.tokenizer import JapaneseTokenizer
@@ -298,7 +298,9 @@ def score_office(row: Mapping[str, Any], item: DevItem, own_docs: Iterable[str])
     """
     citations = sorted(row.get("citations") or [], key=lambda c: c.get("n") or 0)
     expected = list(getattr(item, "expected_labels", None) or [])
-    found = labels_matched(expected, [(c.get("doc_title") or "", c.get("label") or "") for c in citations])
+    title_of = {c.get("n"): c.get("doc_title") or "" for c in citations}
+    shown = [(c.get("doc_title") or "", c.get("label") or "") for c in citations] + [(title_of.get(n, ""), label) for n, label in piece_labels(row)]
+    found = labels_matched(expected, shown)
     first = citations[0] if citations else None
     card = row.get("verdict_card") or {}
     out: dict[str, Any] = {

@@ -45,7 +45,7 @@ from service.request import prepare, search
 if TYPE_CHECKING:
     from service.state import AppState
 
-__all__ = ["RunConfig", "dev_row", "run_items", "record_row", "score_answer", "strip_answer", "stratified_subset", "unit_source", "ASKER", "ANSWER_FIELDS"]
+__all__ = ["RunConfig", "dev_row", "piece_labels", "run_items", "record_row", "score_answer", "strip_answer", "stratified_subset", "unit_source", "ASKER", "ANSWER_FIELDS"]
 
 TOP_K = 10
 # Citations shown in a ragas sample: the clauses the answer cites, at most this many.
@@ -196,6 +196,11 @@ def _answer(state: AppState, question: str) -> dict[str, Any]:
     }
 
 
+def piece_labels(row: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """``(n, label)`` of every piece shown with a label of its own (a 号 of a cited 項: 第8条第5号)."""
+    return [(pc["n"], pc["label"]) for p in row.get("parts") or [] for pc in p.get("pieces") or [] if pc.get("label") and pc.get("n")]
+
+
 def _citation_n(citations: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
     # Rows written before citations carried their number: the answer's marks were renumbered
     # in order of first use, so the list position is the number.
@@ -226,6 +231,8 @@ def score_answer(row: Mapping[str, Any], item: DevItem, unit_texts: Mapping[str,
     numbered = list(zip(_citation_n(citations), citations))
     sources = {n: unit_texts.get(uid) or c.get("quote", "") for (n, uid), c in numbered}
     where = {n: [c.get("doc_title") or "", c.get("label") or "", *(c.get("section_path") or [])] for (n, _), c in numbered}
+    for pc in piece_labels(row):
+        where.setdefault(pc[0], []).append(pc[1])  # a 号 quoted alone is labelled 第8条第5号
     # Item counts the composer computed for a listed section (「…の項目（6件）」).
     counts = [str(p[k]) for p in row.get("parts") or [] for k in ("total", "shown") if p.get(k)]
     out: dict[str, Any] = {}

@@ -155,3 +155,21 @@ def test_with_the_class_unknown_the_office_ceiling_is_said_and_cited_first(offic
     assert first.doc_id == CITY and first.label == "第11条第1項" and first.authority == "binding"
     assert "機密性2以上" in resp.answer.splitlines()[0]
     assert resp.citations[0].doc_id == CITY
+
+
+def test_a_numbered_item_forbids_what_its_provision_forbids_and_is_cited_as_its_own_item(office_state):
+    # 第10条第1項: 「次に掲げる事務に生成AIを利用してはならない。」 then (1)…(4); the question asks about (3).
+    resp = run_ask(office_state, STAFF, "市議会の答弁の最終的な文案を生成AIで作ってもいい？", record=False)
+    pieces = [p for part in resp.parts for p in part.pieces]
+    labels = [p.label for p in pieces]
+    assert labels[:2] == ["第10条第1項", "第10条第1項第3号"]
+    assert pieces[0].text.endswith("利用してはならない。") and pieces[1].text.startswith("(3)")
+    assert "（汐見野市生成AI利用規程 第10条第1項第3号）" in resp.answer
+
+
+def test_a_paragraph_pointing_back_is_read_after_the_one_it_points_to(office_state):
+    # 第16条第2項 opens 「前項の文書等のうち…」: quoted alone it would not say what 前項 requires.
+    resp = run_ask(office_state, STAFF, "生成AIで作った文書を市の名前で出すとき、作成した旨はどこに書くの？", record=False)
+    labels = [p.label for part in resp.parts for p in part.pieces]
+    assert "第16条第2項" in labels
+    assert labels.index("第16条第1項") == labels.index("第16条第2項") - 1

@@ -173,6 +173,16 @@ def _answer_sentences(unit: dict[str, Any]) -> list[str]:
 WHOLE_PROVISION_CHARS = 300
 
 
+def _stance(piece: Piece) -> set[str]:
+    """What ``piece`` permits, conditions or forbids; a 号 takes its provision's lead-in's stance
+    (「次に掲げる事務に生成AIを利用してはならない。」 forbids each of the 号 below it)."""
+    own = polarity(piece.text)
+    if own or piece.text not in _list_lines(piece.unit["text"]):
+        return own
+    lead = split_sentences(piece.unit["text"])
+    return polarity(lead[0]) if lead else set()
+
+
 def _whole_provisions(pieces: list[Piece]) -> list[Piece]:
     """A sentence of a short provision of a rule becomes the whole provision (its 項 with its 号,
     its ただし書): a rule is cited as it stands, never cut mid-article. Two sentences of one
@@ -181,6 +191,14 @@ def _whole_provisions(pieces: list[Piece]) -> list[Piece]:
     seen: set[str] = set()
     for p in pieces:
         unit = p.unit
+        item_label = _item_label(unit, p.text) if p.role != "item" and p.text in _list_lines(unit["text"]) else ""
+        if item_label and unit["id"] not in seen:
+            # The sentence that answers is one 号 of the provision: its lead-in and that 号, cited
+            # as 第8条第5号 (the other 号 answer other questions).
+            seen.add(unit["id"])
+            out += [Piece(unit, _first_sentence(unit["text"], limit=300), role=p.role, score=p.score, scope=p.scope),
+                    Piece(unit, p.text, role=p.role, score=p.score, scope=p.scope, own_label=item_label)]
+            continue
         if p.role != "item" and unit.get("label") and unit["kind"] != "table_row" and len(unit["text"]) <= WHOLE_PROVISION_CHARS:
             if unit["id"] in seen:
                 continue
@@ -324,7 +342,8 @@ class Composer:
     def _by_shape(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         self._by_shape_pieces(out, part, query, hits, flt)
         if out.shape != "enumeration":
-            out.pieces = self._with_referenced_rows(self._with_continuations(_whole_provisions(out.pieces), flt), query, flt)
+            chosen = _whole_provisions(out.pieces)
+            out.pieces = self._with_referenced_rows(self._with_continuations(chosen, flt), query, flt, only={p.unit_id for p in chosen})
 
     def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         shape = out.shape
@@ -457,17 +476,18 @@ class Composer:
         ids = [o.unit_id for o in self.searcher.occurrences_under(prefix, doc_id=unit["doc_id"])]
         return sorted((u for u in self.searcher.get_units(ids, flt=flt) if u["kind"] == "table_row"), key=lambda u: u["line_start"])
 
-    def _with_referenced_rows(self, pieces: list[Piece], query: str, flt: QueryFilter) -> list[Piece]:
-        """Each quoted provision that hands part of its content to a table (「別表第1の…欄に「機密性2」と
-        記載された許可サービス」) followed by the row it means: the rows holding a value it quotes,
-        else the row closest to the question."""
+    def _with_referenced_rows(self, pieces: list[Piece], query: str, flt: QueryFilter, *, only: set[str]) -> list[Piece]:
+        """Each quoted provision of ``only`` (those chosen to answer, not the 項 read with them) that
+        hands part of its content to a table (「別表第1の…欄に「機密性2」と記載された許可サービス」)
+        followed by the row it means: the rows holding a value it quotes, else the row closest to the question."""
         out: list[Piece] = []
         present = {p.unit_id for p in pieces}
-        for p in pieces:
+        for i, p in enumerate(pieces):
             out.append(p)
-            text = nfkc(p.text)
+            text = nfkc(p.unit["text"])
             m = _TABLE_REFERENCE.search(text)
-            if not p.unit.get("label") or p.unit["kind"] == "table_row" or not m:
+            last_of_unit = i + 1 == len(pieces) or pieces[i + 1].unit_id != p.unit_id
+            if p.unit_id not in only or not last_of_unit or not p.unit.get("label") or p.unit["kind"] == "table_row" or not m:
                 continue
             rows = [r for r in self._table_rows(p.unit, m.group(1), flt) if r["id"] not in present]
             values = [squash(v) for v in re.findall(r"「([^「」]{2,30})」", text)]
@@ -644,14 +664,18 @@ class Composer:
         builds on it (「2 前項の研修を受講しなかった利用者は…」): what the rule says happens next is part of it."""
         out: list[Piece] = []
         present = {p.unit_id for p in pieces}
-        for p in pieces:
+        for i, p in enumerate(pieces):
             path = p.unit["section_path"]
             if not p.unit.get("label") or len(path) < 3 or not _PARAGRAPH_SEGMENT.search(nfkc(path[-1])):
                 out.append(p)
                 continue
+            # A provision quoted as its lead-in and one 号 is two pieces: what comes before goes
+            # before the first, what follows after the last.
+            first_of_unit = i == 0 or pieces[i - 1].unit_id != p.unit_id
+            last_of_unit = i + 1 == len(pieces) or pieces[i + 1].unit_id != p.unit_id
             siblings = self.searcher.occurrences_under(path[:-1], doc_id=p.unit["doc_id"])
             before = [o for o in siblings if o.line_start < p.unit["line_start"] and len(o.path) == len(path)]
-            if before and _BUILDS_ON_PREVIOUS.match(nfkc(p.unit["text"])):
+            if first_of_unit and before and _BUILDS_ON_PREVIOUS.match(nfkc(p.unit["text"])):
                 preceding = max(before, key=lambda o: o.line_start)
                 units = self.searcher.get_units([preceding.unit_id], flt=flt) if preceding.unit_id not in present else []
                 if units:
@@ -659,7 +683,7 @@ class Composer:
                     out.append(Piece(units[0], units[0]["text"].strip(), role=p.role, score=p.score, scope=p.scope))
             out.append(p)
             after = [o for o in siblings if o.line_start > p.unit["line_start"] and len(o.path) == len(path)]
-            if not after:
+            if not after or not last_of_unit:
                 continue
             following = min(after, key=lambda o: o.line_start)
             if following.unit_id in present:
@@ -695,10 +719,10 @@ class Composer:
     def _may_i(self, out: ComposedPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
         ranked = self._rank_sentences(query, self._with_sibling_provisions(hits[:8], flt))
         for p in ranked:
-            if polarity(p.text):
+            if _stance(p):
                 p.score += 0.15  # a sentence that permits, conditions or forbids is what was asked
         ranked.sort(key=lambda p: -p.score)
-        rules = [p for p in ranked if polarity(p.text)]
+        rules = [p for p in ranked if _stance(p)]
         if not rules:
             return False
         chosen = self._distinct(rules, 2, floor=0.85)
