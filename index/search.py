@@ -175,6 +175,9 @@ class Searcher:
             )
         )
         t3 = time.perf_counter()
+        # Equal fused scores come back in no fixed order; the unit ID settles them, so the same
+        # question gets the same ranking every time.
+        raw = sorted(raw, key=lambda h: (-h.score, str(h.payload.get("id", ""))))
         q_terms = set(words)
         surfaces = [w.surface for w in self.tokenizer.words(q)] + [t[len(COMPOUND_PREFIX):] for t in words if t.startswith(COMPOUND_PREFIX)]
         hits = []

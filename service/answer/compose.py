@@ -38,6 +38,9 @@ __all__ = ["Piece", "ComposedPart", "Composer", "MAX_ITEMS_SHOWN"]
 
 #: An enumeration longer than this shows its first items, the total, and the rest on request.
 MAX_ITEMS_SHOWN = 12
+#: The office's rules answer a question the corpus covers when their best clause is this close (in
+#: cosine) to the best clause of all; e5's scores sit in a narrow band, so this is a small step.
+LOCAL_DENSE_MARGIN = 0.02
 #: A comparison shows at most this many documents side by side.
 MAX_COMPARED = 6
 #: A section holding more units than this is too broad to list as "the items" of anything.
@@ -58,6 +61,11 @@ _BUILDS_ON_PREVIOUS = re.compile(r"^\s*[0-9]+\s*[^。]{0,20}?(?:前項|前[0-9�
 _TIME_COUNTERS = ("年", "か月", "ヶ月", "カ月", "月", "日", "時間")
 _REFERS_BACK = re.compile(r"^(?:そのうち|その中で|その中の|そのほか|それ|その|これ|あれ|で、|では|じゃあ|なら)")
 _MONEY = re.compile(r"[0-9０-９,，.]+\s*(?:円|万円|億円|ドル|千円)|(?:料金|費用|価格|金額|負担額|単価)[^。]{0,12}[0-9０-９]")
+# The article a rule opens with, saying what it is for: 「第1条（目的）」「第1条（趣旨）」.
+_PURPOSE_ARTICLE = re.compile(r"第[1一]条[(（](?:目的|趣旨)[)）]")
+_ASKS_PURPOSE = re.compile(r"目的|趣旨|なぜ|何のため|ねらい")
+# 「何を入れておけばいい？」「どんな情報がダメ？」: asks for what a provision lists, not about one case of it.
+_ASKS_WHICH = re.compile(r"何|なに|なん|どれ|どんな|どういう|どの|一覧|全部|すべて")
 # 「いつから施行？」「要綱っていつから？」「改正されてる？」: asks when a rule came into force, or whether it was amended.
 _ASKS_ENACTMENT = re.compile(
     r"施行|効力|(?:規程|要綱|条例|規則|基準|要領|訓令|告示)[^?？。]{0,8}いつ|改正(?:され|って|は|の有無|履歴|の経過)|制定(?:され|日|は|って)"
@@ -183,15 +191,16 @@ def _stance(piece: Piece) -> set[str]:
     return polarity(lead[0]) if lead else set()
 
 
-def _whole_provisions(pieces: list[Piece]) -> list[Piece]:
+def _whole_provisions(pieces: list[Piece], *, one_item: bool = False) -> list[Piece]:
     """A sentence of a short provision of a rule becomes the whole provision (its 項 with its 号,
     its ただし書): a rule is cited as it stands, never cut mid-article. Two sentences of one
-    provision become one piece."""
+    provision become one piece. With ``one_item`` (the question is about one case, not 「何が…」),
+    a 号 that answers is quoted with its provision's lead-in alone and cited as that 号."""
     out: list[Piece] = []
     seen: set[str] = set()
     for p in pieces:
         unit = p.unit
-        item_label = _item_label(unit, p.text) if p.role != "item" and p.text in _list_lines(unit["text"]) else ""
+        item_label = _item_label(unit, p.text) if one_item and p.role != "item" and p.text in _list_lines(unit["text"]) else ""
         if item_label and unit["id"] not in seen:
             # The sentence that answers is one 号 of the provision: its lead-in and that 号, cited
             # as 第8条第5号 (the other 号 answer other questions).
@@ -321,7 +330,13 @@ class Composer:
             cov = assess_coverage(res.hits, unknown_entities=unknown) if scope != "general" else coverage
             # Asked about its own rules by name, the office's document is where the answer is or
             # is not; scores against a few dozen clauses say little, the composers' own tests decide.
-            if not cov.covered and not (own_only and res.hits and not unknown):
+            # Asked in general terms, a clause of the office's rules about as close as the best of
+            # everything is the answer that binds (national guidance would answer otherwise).
+            near_general = (
+                scope == "local" and coverage.covered and not unknown and bool(res.hits)
+                and max(h.dense_score for h in res.hits[:3]) >= coverage.best_dense - LOCAL_DENSE_MARGIN
+            )
+            if not cov.covered and not (own_only and res.hits and not unknown) and not near_general:
                 continue
             sub = ComposedPart(question=part.ask or part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
             self._by_shape(sub, part, query, res.hits, flt)
@@ -342,7 +357,7 @@ class Composer:
     def _by_shape(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         self._by_shape_pieces(out, part, query, hits, flt)
         if out.shape != "enumeration":
-            chosen = _whole_provisions(out.pieces)
+            chosen = _whole_provisions(out.pieces, one_item=not _ASKS_WHICH.search(nfkc(out.question)))
             out.pieces = self._with_referenced_rows(self._with_continuations(chosen, flt), query, flt, only={p.unit_id for p in chosen})
 
     def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
@@ -629,7 +644,7 @@ class Composer:
                 return re.search(r"割|%", t) is not None
             return counter is None or counter in t
 
-        ranked = self._rank_sentences(query, self._with_sibling_rows(hits[:8], flt), rows=True)
+        ranked = self._rank_sentences(query, self._with_sibling_rows(hits[:8], flt), rows=True, ask=out.question)
         fitting = [p for p in ranked if fits(p)]
         if not fitting:
             return False
@@ -717,7 +732,7 @@ class Composer:
 
     # ------------------------------------------------------------------ may I
     def _may_i(self, out: ComposedPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
-        ranked = self._rank_sentences(query, self._with_sibling_provisions(hits[:8], flt))
+        ranked = self._rank_sentences(query, self._with_sibling_provisions(hits[:8], flt), ask=out.question)
         for p in ranked:
             if _stance(p):
                 p.score += 0.15  # a sentence that permits, conditions or forbids is what was asked
@@ -733,7 +748,7 @@ class Composer:
 
     # ------------------------------------------------------------------ open fact
     def _open_fact(self, out: ComposedPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
-        ranked = self._rank_sentences(query, self._with_sibling_provisions(hits[:8], flt), rows=True)
+        ranked = self._rank_sentences(query, self._with_sibling_provisions(hits[:8], flt), rows=True, ask=out.question)
         out.pieces = self._distinct(ranked, 2, floor=0.9)
 
     def _require_focus(self, out: ComposedPart, query: str, flt: QueryFilter) -> None:
@@ -814,7 +829,7 @@ class Composer:
     def _terms(self, text: str) -> set[str]:
         return {t for t in self.tokenizer.tokens(text, query=True)}
 
-    def _rank_sentences(self, query: str, hits: Iterable[SearchHit], *, rows: bool = False) -> list[Piece]:
+    def _rank_sentences(self, query: str, hits: Iterable[SearchHit], *, rows: bool = False, ask: str = "") -> list[Piece]:
         """Sentences (and, with ``rows``, table rows) of ``hits`` scored against ``query``.
 
         The score adds the sentence's cosine similarity to the question (e5, rescaled from
@@ -823,7 +838,10 @@ class Composer:
         """
         hits = list(hits)
         q_terms = self._terms(query)
-        weights = {t: self.searcher.term_weight(t) for t in q_terms}
+        # 「…入力してしまった。誰に報告すればいい？」: the sentence that asks says what the answer is
+        # about; the sentences before it are the situation.
+        asked = self._terms(ask) if ask and squash(ask) != squash(query) else set()
+        weights = {t: self.searcher.term_weight(t) * (2.0 if t in asked else 1.0) for t in q_terms}
         qvec = self.searcher.query_vector(query)
         cands: list[tuple[SearchHit, str, int]] = []
         for rank, h in enumerate(hits):
@@ -858,12 +876,27 @@ class Composer:
         denses = [dense_of.get(i, h.dense_score) for i, (h, _, _) in enumerate(cands)]
         low = min(denses)
         span = max(max(denses) - low, 0.12)
+        asks_purpose = bool(_ASKS_PURPOSE.search(nfkc(query)))
+        lead_index = {(h.unit["id"], text): i for i, (h, text, _) in enumerate(cands)}
+        leads: dict[str, tuple[str, list[str]]] = {}
+
+        def lead_of(unit: dict[str, Any]) -> tuple[str, list[str]]:
+            if unit["id"] not in leads:
+                sentences = split_sentences(unit["text"])
+                leads[unit["id"]] = (sentences[0] if sentences else "", _list_lines(unit["text"]))
+            return leads[unit["id"]]
         for i, (h, text, rank) in enumerate(cands):
             if h.unit["kind"] == "table_row":
                 # A row is found by its label (the row's own name) more than by its column
                 # names, which every row of the table repeats.
                 label = " ".join(c for c in h.unit["text"].split("\t") if c and not _DIGIT.match(nfkc(c)))
                 lexical = 0.6 * share(self._terms(label), h.unit) + 0.4 * share(self._terms(text + " " + (h.unit.get("row") or "")), h.unit)
+            elif h.unit.get("label") and text in lead_of(h.unit)[1]:
+                # A 号 of a rule reads with its lead-in (「…を知ったときは、直ちに…報告しなければならない。」
+                # + 「(1) 機密情報…を誤って入力したとき。」): the two together are the provision.
+                lead = lead_of(h.unit)[0]
+                lexical = share(self._terms(text + " " + lead), h.unit)
+                denses[i] = max(denses[i], dense_of.get(lead_index.get((h.unit["id"], lead), -1), denses[i]))
             else:
                 lexical = share(self._terms(text), h.unit)
             dense_n = (denses[i] - low) / span
@@ -874,6 +907,8 @@ class Composer:
                 score -= 0.3  # a line that is mostly a quoted title is a reference, not a statement
             if (h.unit.get("label") or "").startswith(("様式", "別記様式")):
                 score -= 0.4  # a form to fill in (申請書, 誓約) restates rules; it does not make them
+            if not asks_purpose and _PURPOSE_ARTICLE.search(nfkc(" ".join(h.unit["section_path"][1:]))):
+                score -= 0.3  # 第1条（目的） states why the rule exists; it answers no question of what to do
             pieces.append(Piece(h.unit, text, score=round(score, 4)))
         pieces.sort(key=lambda p: -p.score)
         return pieces
