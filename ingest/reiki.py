@@ -70,6 +70,7 @@ _SUPPL = re.compile(r"^(?:附|付)\s*則(?:\s*\(([^()]+)\))?(?:\s*抄)?$")
 _APPENDIX = re.compile(rf"^(別表|別記|別紙|様式)(?:\s*(第?\s*{_N}(?:\s*号)?(?:\s*の\s*{_N})?))?\s*(\([^()]*\))?\s*(.*)$")
 _ARTICLE = re.compile(rf"^(?:\(({_CAP})\)\s*)?第\s*({_N})\s*条({_BRANCH})")
 _CAPTION = re.compile(rf"^\(({_CAP})\)$")
+_HEADING_ARTICLE = re.compile(rf"^第\s*({_N})({_BRANCH})\s+([^\s()。、]{{1,20}})$")
 _NOTE = re.compile(r"^\([^()]*(?:改正|追加|削除|繰上|繰下|全改|旧第|新設)[^()]*\)$")
 _PARA = re.compile(r"^(\d{1,2})(?:\s+|\.(?!\d)\s*)(\S.*)$")
 _PARA_ALONE = re.compile(r"^(\d{1,2})$")
@@ -214,8 +215,24 @@ def _rows(lines: list[Line]) -> list[_Row]:
     return rows
 
 
-def _article(norm: str) -> tuple[str, str, str, tuple[int, ...]] | None:
-    """(label 第3条の2, caption, body, sort key) when ``norm`` opens an article."""
+def _heading_article(norm: str) -> tuple[str, str, str, tuple[int, ...]] | None:
+    """(label 第3, caption, "", sort key) for a 「第3 利用の手続」 line: the articles of a 要綱・要領
+    numbered 第1, 第2, … with the 見出し beside the number and the text below it."""
+    m = _HEADING_ARTICLE.match(norm)
+    if not m or "。" in m.group(3) or _PARTICLE.match(m.group(3)):
+        return None
+    main = kanji_number(m.group(1))
+    if main is None:
+        return None
+    branches = tuple(kanji_number(b) or 0 for b in re.findall(_N, m.group(2) or ""))
+    return f"第{main}{_branch_suffix(m.group(2))}", m.group(3).strip(), "", (main, *branches)
+
+
+def _article(norm: str, *, headings: bool = False) -> tuple[str, str, str, tuple[int, ...]] | None:
+    """(label 第3条の2, caption, body, sort key) when ``norm`` opens an article; with ``headings``
+    (a rule numbered 第1, 第2, …), a 「第3 利用の手続」 line opens one too."""
+    if headings:
+        return _heading_article(norm)
     m = _ARTICLE.match(norm)
     if not m:
         return None
@@ -279,21 +296,30 @@ def detect_legal(lines: list[Line]) -> Literal["legal", "weak", "none"]:
     return _detect(_rows(lines))[0]
 
 
-def _detect(rows: list[_Row]) -> tuple[Literal["legal", "weak", "none"], int]:
+def _ascending(keys: list[tuple[int, ...]]) -> bool:
+    steps = list(zip(keys, keys[1:]))
+    return sum(1 for a, b in steps if b > a or b[0] == 1) >= 0.7 * len(steps)
+
+
+def _detect(rows: list[_Row]) -> tuple[Literal["legal", "weak", "none"], int, bool]:
+    """(verdict, how many articles, whether they are numbered 第1, 第2, … rather than 第1条)."""
     keys = [a[3] for r in rows if r.norm and (a := _article(r.norm))]
     head = [r for r in rows if r.norm][:12]
     number_line = any(_META.match(r.norm) and _META.match(r.norm).group("num") for r in head)  # type: ignore[union-attr]
     suppl = any(_SUPPL.match(r.norm) for r in rows if r.norm)
-    if len(set(keys)) >= 2:
-        steps = list(zip(keys, keys[1:]))
-        ordered = sum(1 for a, b in steps if b > a or b[0] == 1)
-        if ordered >= 0.7 * len(steps):
-            return "legal", len(keys)
+    if len(set(keys)) >= 2 and _ascending(keys):
+        return "legal", len(keys), False
+    # A 要綱・要領 numbers its articles 第1, 第2, … : three or more in order, none with 条, and a
+    # sign of a rule (a 附則, a 番号 or 決定 line) or a run from 第1 — so a report's 「第1 はじめに」
+    # chapters need the rest of a rule's shape too.
+    heads = [a[3] for r in rows if r.norm and (a := _heading_article(r.norm))]
+    if not keys and len(set(heads)) >= 3 and _ascending(heads) and heads[0] == (1,) and (suppl or number_line):
+        return "legal", len(heads), True
     if number_line and suppl:
-        return "legal", 0
+        return "legal", 0, False
     if number_line or suppl:
-        return "weak", 0
-    return "none", 0
+        return "weak", 0, False
+    return "none", 0, False
 
 
 class _LegalParser:
@@ -302,10 +328,11 @@ class _LegalParser:
     article is collected whole (its 項 and 号) and emitted as units when the next one,
     a 章, a 附則 or a 別表 begins."""
 
-    def __init__(self, meta: DocumentMeta, rows: list[_Row], *, has_articles: bool):
+    def __init__(self, meta: DocumentMeta, rows: list[_Row], *, has_articles: bool, headings: bool = False):
         self.meta = meta
         self.rows = rows
         self.has_articles = has_articles
+        self.headings = headings
         self.info = LegalInfo()
         self.dropped: Counter = Counter()
         self.units: list[RawUnit] = []
@@ -321,11 +348,14 @@ class _LegalParser:
         self.dropped["page_number"] += sum(1 for r in rows if r.furniture)
         # One 見出し may head several articles (共通見出し) only in a rule that captions its
         # articles; in one that captions a few, a captionless article has no caption.
-        articles = [i for i, r in enumerate(rows) if r.norm and _article(r.norm)]
-        captioned = sum(1 for i in articles if _article(rows[i].norm)[1] or self._caption_before(i))  # type: ignore[index]
+        articles = [i for i, r in enumerate(rows) if r.norm and self._article(r.norm)]
+        captioned = sum(1 for i in articles if self._article(rows[i].norm)[1] or self._caption_before(i))  # type: ignore[index]
         self.share_captions = captioned * 2 >= len(articles) > 0
 
     # ------------------------------------------------------------------ helpers
+    def _article(self, norm: str) -> tuple[str, str, str, tuple[int, ...]] | None:
+        return _article(norm, headings=self.headings)
+
     def _caption_before(self, i: int) -> bool:
         for j in range(i - 1, max(i - 4, -1), -1):
             if self.rows[j].norm:
@@ -363,11 +393,11 @@ class _LegalParser:
             return "furniture" if _PARA_ALONE.match(s) and not self._followed_by_text(i) else "text"
         if self.region == "main" and _section(s):
             return "section"
-        if _article(s):
+        if self._article(s):
             return "article"
         if _CAPTION.match(s) and self._shape(row) == "text":
             nxt = self._next(i)
-            nk = nxt is not None and _article(self.rows[nxt].norm)
+            nk = nxt is not None and self._article(self.rows[nxt].norm)
             if nk or (self.region == "suppl" and nxt is not None and _PARA.match(self.rows[nxt].norm)):
                 return "caption"
             return "note" if _NOTE.match(s) else "text"
@@ -505,7 +535,7 @@ class _LegalParser:
         self.caption = _CAPTION.match(row.norm).group(1).strip()  # type: ignore[union-attr]
 
     def _on_article(self, row: _Row) -> None:
-        label, caption, body, _ = _article(row.norm)  # type: ignore[misc]
+        label, caption, body, _ = self._article(row.norm)  # type: ignore[misc]
         self._close()
         self.info.articles += 1
         caption = caption or self.caption or (self.shared_caption if self.share_captions else "")
@@ -735,13 +765,13 @@ def parse_legal(meta: DocumentMeta, lines: list[Line]) -> LegalParse | None:
     ingest it with the general parser instead.
     """
     rows = _rows(lines)
-    verdict, articles = _detect(rows)
+    verdict, articles, headings = _detect(rows)
     if verdict == "none":
         return None
     if verdict == "weak":
         log.warning("%s: 例規（条・項・号）の構造を認識できませんでした。段落として取り込みます。", meta.file)
         return None
-    parser = _LegalParser(meta, rows, has_articles=articles > 0)
+    parser = _LegalParser(meta, rows, has_articles=articles > 0, headings=headings)
     units = parser.run()
     if not any(u.norm_len >= MIN_UNIT_CHARS for u in units):
         log.warning("%s: 例規として読みましたが本文を取り出せませんでした。段落として取り込みます。", meta.file)

@@ -50,6 +50,8 @@ _CATEGORY = re.compile(r"^(?:0[1-5]\s+)?([1-5])\s+([^\s。、]{2,24})$")
 _TOC_NUMBERED = re.compile(r"^(?:-\s*)?(?:[|I｜]\s*)?(0[1-9])\s+(.{2,60})$")
 _TOC_REFERENCE = re.compile(r"^(参考資料)\s*(\d{1,2})\t(.+?)[・\s\d]*$")
 _CHAPTER_MARKER = re.compile(r"^参考資料\s*(\d{1,2})$")
+# 「ア 非公開の会議資料」「(イ) …」: the sub-items of a numbered item, listed under it, never a heading.
+_KANA_ITEM = re.compile(r"^(?:[アイウエオカキクケコサシスセソタチツテト]\s+\S|\([アイウエオカキクケコサシスセソタチツテト]\)\s*\S)")
 _NUMBERED_HEADING = re.compile(r"^\d{1,2}\.\s*\S.{0,14}$")
 _LABEL = re.compile(r"^(<[^<>]{1,30}>|＜[^＜＞]{1,30}＞|【[^】]{1,30}】|[(（][^()（）]{2,40}[)）])$")
 _ANSWER_MARK = re.compile(r"<(デジタル庁|総務省|内閣官房|[^<>]{1,12}省|[^<>]{1,12}庁)>\s*$")
@@ -443,7 +445,7 @@ class _Parser:
         if _LABEL.match(s) and not _ANSWER_MARK.search(s):
             self.set_heading(L_LABEL, o)
             return True
-        if _CHECK.match(s) or _CIRCLED.match(s) or _BULLET.match(line.text) or _TAGS_ONLY.match(s):
+        if _CHECK.match(s) or _CIRCLED.match(s) or _BULLET.match(line.text) or _TAGS_ONLY.match(s) or _KANA_ITEM.match(s):
             return False
         if _is_heading_like(s) and not self.qa_mode:
             nxt = self.next_nonblank(i)

@@ -257,6 +257,56 @@ def test_a_rule_without_articles(tmp_path):
     assert [(u.label, u.section_path[1:], u.kind) for u in units] == [("", [], "paragraph"), ("附則", ["附則"], "clause")]
 
 
+NUMBERED_HEADINGS = """\
+○△△町生成AI利用要領
+令和6年8月1日
+総務課長決定
+第1　趣旨
+　この要領は、職員が業務において生成AIを利用する際に遵守すべき事項を定めるものとする。
+第2　利用の手続
+1　生成AIを利用しようとする職員は、所属長の承認を得なければならない。
+2　所属長は、前項の承認をしたときは、総務課長に報告するものとする。
+第3　入力の禁止
+　職員は、次に掲げる情報を生成AIに入力してはならない。
+(1)　個人情報
+(2)　機密性2以上の情報
+　ア　非公開の会議資料
+　イ　入札に関する情報
+第3の2　記録の保存
+　総務課長は、利用記録を1年間保存する。
+附　則
+この要領は、令和6年8月1日から施行する。
+"""
+
+
+def test_a_rule_numbered_by_headings_reads_its_articles_paragraphs_and_items(tmp_path):
+    # Many 要綱・要領 number their articles 「第1　趣旨」 with the 見出し beside the number.
+    units, report = read_text(tmp_path, NUMBERED_HEADINGS, "△△町生成AI利用要領")
+    assert report.structure == "legal"
+    found = by_label(units)
+    assert set(found) == {"第1", "第2第1項", "第2第2項", "第3", "第3の2", "附則"}
+    assert found["第2第2項"].section_path[1:] == ["第2（利用の手続）", "第2項"]
+    assert found["第3"].text.splitlines()[-2:] == ["ア 非公開の会議資料", "イ 入札に関する情報"]
+    assert found["第3の2"].section_path[1:] == ["第3の2（記録の保存）"]
+    assert not any(u.text.startswith("○") for u in units)
+
+
+def test_a_report_with_numbered_chapters_is_not_a_rule(tmp_path):
+    text = "生成AI活用の検討報告\n第1　はじめに\n本報告は検討の経過をまとめたものである。\n第2　現状\n導入団体は増えている。\n第3　課題\n人材が不足している。\n"
+    _, report = read_text(tmp_path, text, "生成AI活用の検討報告")
+    assert report.structure == "general"
+
+
+def test_katakana_sub_items_of_a_guide_are_kept_under_their_item(tmp_path):
+    # Not a rule: the general parser reads it; 「ア …」 once became a heading with nothing under it, and was lost.
+    text = "〇〇市生成AI活用の手引き\n\n1　入力してはいけない情報\n　次の情報は入力しないでください。\n(1)　個人情報\n(2)　機密性2以上の情報\n　ア　非公開の会議資料\n　イ　入札に関する情報\n\n2　生成物の確認\n　生成物は必ず職員が確認してください。\n"
+    units, report = read_text(tmp_path, text, "〇〇市生成AI活用の手引き")
+    assert report.structure == "general"
+    joined = "\n".join(u.text for u in units)
+    assert "ア 非公開の会議資料" in joined and "イ 入札に関する情報" in joined
+    assert not any("会議資料" in seg for u in units for seg in u.section_path)
+
+
 # ----------------------------------------------------------------------------- detection and fallback
 def test_the_bundled_guidelines_are_not_read_as_rules(ingest_result):
     for report in ingest_result.reports:
