@@ -36,6 +36,8 @@ _STOP = {
     "いい", "良い", "よい", "大丈夫", "教える", "知る", "ok", "OK", "ちゃう", "じゃ", "ね", "よ", "か",
 }
 _ASCII_STOP = {"the", "and", "for", "with", "from", "what", "how", "can", "use", "ok"}
+# Everyday IT words staff write in Latin letters: kinds of thing, not names a document must mention.
+_GENERIC_LATIN = {"sns", "pdf", "url", "faq", "api", "ocr", "csv", "usb", "html", "web", "mail", "email", "ict", "wifi", "gps", "excel", "word"}
 _ASCII_WORD = re.compile(r"[A-Z0-9][A-Z0-9.\-']*[A-Z0-9]|[A-Z]{2,}")
 
 
@@ -115,7 +117,7 @@ class JapaneseTokenizer:
         out = []
         for surface, pos1, pos2 in parsed:
             word = surface.lower()
-            if surface.isascii() and (len(surface) < 3 or word in _ASCII_STOP):
+            if surface.isascii() and (len(surface) < 3 or word in _ASCII_STOP or word in _GENERIC_LATIN):
                 continue  # 「OK」「HP」: everyday shorthand, whatever the dictionary tags it
             if pos1 == "名詞" and pos2 == "固有名詞" and len(surface) >= 2:
                 out.append(word)

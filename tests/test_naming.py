@@ -32,3 +32,9 @@ def test_everyday_latin_shorthand_is_not_a_name_the_corpus_must_know():
     # 「OK」「HP」 are how staff write, not products or places; a three-letter name still is.
     terms = get_tokenizer().entity_terms("国の資料だと条件付きでOKってなってた。HPに載せていい？Copilotは？")
     assert "ok" not in terms and "hp" not in terms and "copilot" in terms
+
+
+def test_everyday_it_words_in_latin_letters_are_not_unknown_names():
+    # 「SNS」「PDF」 are kinds of thing: a rule that says 「町民向けの媒体」 still answers about SNS.
+    terms = get_tokenizer().entity_terms("AIで作った画像を町のSNSに載せたい。PDFで配るのは？DeepSeekは？")
+    assert "sns" not in terms and "pdf" not in terms and "deepseek" in terms
