@@ -52,6 +52,12 @@ def test_a_price_nobody_wrote_down_is_not_covered(composer):
     assert not part.covered and all(p.role == "nearest" for p in part.pieces)
 
 
+def test_a_figure_about_something_else_does_not_answer_a_one_word_question(composer):
+    # The corpus holds hours (年間労働時間 in a table) but none about training: 「研修」 is the topic.
+    [part] = composer.compose("研修は何時間？", flt=PUBLIC)
+    assert not part.covered
+
+
 def test_each_part_of_a_two_part_question_is_answered_on_its_own(composer):
     parts = composer.compose("オプトアウトとは？また、源内ってどこのモデル使ってるの？", flt=PUBLIC)
     assert [p.shape for p in parts] == ["definition", "open_fact"]

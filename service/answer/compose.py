@@ -336,7 +336,10 @@ class Composer:
                 scope == "local" and coverage.covered and not unknown and bool(res.hits)
                 and max(h.dense_score for h in res.hits[:3]) >= coverage.best_dense - LOCAL_DENSE_MARGIN
             )
-            if not cov.covered and not (own_only and res.hits and not unknown) and not near_general:
+            # A figure or a definition carries its own test (a number with the counter asked for, a
+            # clause defining the term): in the office's rules that test decides, not the scores.
+            self_tested = scope == "local" and shape in ("figure", "definition") and bool(res.hits) and not unknown
+            if not cov.covered and not (own_only and res.hits and not unknown) and not near_general and not self_tested:
                 continue
             sub = ComposedPart(question=part.ask or part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
             self._by_shape(sub, part, query, res.hits, flt)
@@ -774,7 +777,7 @@ class Composer:
 
         asked = self.tokenizer.tokens(query)
         focus = sorted(nouns(asked), key=lambda t: -self.searcher.term_weight(t))[:2]
-        if len(focus) < 2:
+        if not focus:
             return
         # The corpus's own word for the asker's (ホームページ → ウェブサイト) counts as the word.
         accepted = set(focus) | (nouns(self.tokenizer.tokens(query, query=True)) - set(asked))
