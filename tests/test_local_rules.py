@@ -173,3 +173,10 @@ def test_a_paragraph_pointing_back_is_read_after_the_one_it_points_to(office_sta
     labels = [p.label for part in resp.parts for p in part.pieces]
     assert "第16条第2項" in labels
     assert labels.index("第16条第1項") == labels.index("第16条第2項") - 1
+
+
+def test_how_to_start_is_the_article_on_applying(office_state):
+    # 「手続き」 is the staff's word; the article's 見出し says 利用の申請等, and the form 様式第1号
+    # (生成AI利用申請書) names 第8条第1項 as the provision it is made under.
+    resp = run_ask(office_state, STAFF, "生成AIを使い始めるまでの手続きを教えて", record=False)
+    assert resp.citations[0].doc_id == CITY and resp.citations[0].label == "第8条第1項"

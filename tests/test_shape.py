@@ -35,6 +35,8 @@ from service.answer.shape import analyse_question, definition_term
         ("個人情報って入力しちゃダメ？", "may_i"),
         ("使う前に上司の承認って必要？", "may_i"),
         ("生成した文章をそのまま広報誌に載せてもOK？", "may_i"),
+        ("議事録の要約をAIに頼むのはOK？", "may_i"),
+        ("私物のスマホで使うのってアリ？", "may_i"),
         # comparison
         ("国と都でログの保存はどう違う？", "comparison"),
         ("約款型サービスについて総務省と国のガイドラインは同じこと言ってる？", "comparison"),

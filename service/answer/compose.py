@@ -55,6 +55,9 @@ _COMPARISON_WORDS = re.compile(
 _LEGAL_HEAD = re.compile(r"^(?:第[0-9一二三四五六七八九十百]+[章節款目条項号]|附則|別表|様式)")
 # 「別表第1に掲げる」: a provision that hands its list to a table.
 _TABLE_REFERENCE = re.compile(r"(別表第?[0-9０-９一二三四五六七八九十]*)(?:に|の|で|を)")
+# A form names the provision it is made under: 「…規程第8条第1項の規定により、次のとおり申請します」.
+_FORM_AUTHORITY = re.compile(r"(第[0-9]+条(?:の[0-9]+)?(?:第[0-9]+項)?)(?:の規定|に基づ|により)")
+_ARTICLE_CAPTION = re.compile(r"^第[0-9]+(?:条)?(?:の[0-9]+)*\s*[(（]([^()（）]+)[)）]$")
 _PARAGRAPH_SEGMENT = re.compile(r"第[0-9一二三四五六七八九十]+項(?:[(（][^)）]*[)）])?$")
 # A 項 that opens by pointing back at the one before it: 「2 前項の…」「3 前2項の規定にかかわらず…」.
 _BUILDS_ON_PREVIOUS = re.compile(r"^\s*[0-9]+\s*[^。]{0,20}?(?:前項|前[0-9二三四五]項|前各項)")
@@ -180,6 +183,17 @@ def _answer_sentences(unit: dict[str, Any]) -> list[str]:
 
 #: A provision of a rule (one 項, or one 号) up to this long is quoted whole rather than a sentence of it.
 WHOLE_PROVISION_CHARS = 300
+
+
+def _caption(unit: dict[str, Any]) -> str:
+    """The 見出し of the article a rule's unit belongs to (「利用の申請等」 of 「第8条（利用の申請等）」), or ""."""
+    if not unit.get("label"):
+        return ""
+    for segment in unit["section_path"][1:]:
+        m = _ARTICLE_CAPTION.match(nfkc(segment))
+        if m:
+            return m.group(1)
+    return ""
 
 
 def _stance(piece: Piece) -> set[str]:
@@ -361,11 +375,12 @@ class Composer:
     def _by_shape(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         self._by_shape_pieces(out, part, query, hits, flt)
         if out.shape != "enumeration":
-            chosen = _whole_provisions(out.pieces, one_item=not _ASKS_WHICH.search(nfkc(out.question)))
+            chosen = _whole_provisions(out.pieces, one_item=out.shape == "may_i" and not _ASKS_WHICH.search(nfkc(out.question)))
             out.pieces = self._with_referenced_rows(self._with_continuations(chosen, flt), query, flt, only={p.unit_id for p in chosen})
 
     def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         shape = out.shape
+        hits = self._with_form_provisions(hits, flt)
         if shape != "enumeration" and _ASKS_ENACTMENT.search(nfkc(query)) and self._enactment(out, hits, flt):
             return
         if _ASKS_TRANSITION.search(nfkc(query)) and self._transition(out, query, hits, flt):
@@ -582,6 +597,31 @@ class Composer:
             out.pieces = [best]
             return True
         return False
+
+    # ------------------------------------------------------------------ forms (様式)
+    def _with_form_provisions(self, hits: list[SearchHit], flt: QueryFilter) -> list[SearchHit]:
+        """``hits`` with, after each form among the best (「生成AI利用申請書 …規程第8条第1項の規定により
+        …申請します」), the provision it is made under: a form restates a rule; the rule answers."""
+        out: list[SearchHit] = []
+        present = {h.unit_id for h in hits}
+        for h in hits:
+            out.append(h)
+            label = h.unit.get("label") or ""
+            if not label.startswith(("様式", "別記様式")) or h.rank > 5:
+                continue
+            m = _FORM_AUTHORITY.search(nfkc(h.unit["text"]))
+            if not m:
+                continue
+            wanted = re.sub(r"\s+", "", m.group(1))
+            for o in self.searcher.occurrences_under(h.unit["section_path"][:1], doc_id=h.unit["doc_id"]):
+                heads = "".join(x.group(0) for seg in o.path[1:] if (x := _LEGAL_HEAD.match(nfkc(seg))))
+                if o.unit_id not in present and (heads == wanted or (heads.startswith(wanted) and not heads[len(wanted):][:1].isdigit())):
+                    units = self.searcher.get_units([o.unit_id], flt=flt)
+                    if units:
+                        present.add(o.unit_id)
+                        out.append(SearchHit(unit=units[0], score=h.score, dense_score=h.dense_score, lexical=h.lexical, matched_terms=[], rank=h.rank))
+                    break
+        return out
 
     # ------------------------------------------------------------------ enactment (附則)
     def _enactment(self, out: ComposedPart, hits: list[SearchHit], flt: QueryFilter) -> bool:
@@ -872,7 +912,9 @@ class Composer:
             # named, the section it sits in) say where to look, not what the answer is.
             ctx = context_of.get(unit["id"])
             if ctx is None:
-                ctx = context_of[unit["id"]] = self._terms(" ".join([unit["doc_title"], *unit["section_path"]]))
+                # A rule's 見出し (「(利用の申請等)」) is what its article is about, not where it sits.
+                where = [unit["doc_title"]] if unit.get("label") else [unit["doc_title"], *unit["section_path"]]
+                ctx = context_of[unit["id"]] = self._terms(" ".join(where))
             got = sum(w * (0.3 if t in ctx else 1.0) for t, w in weights.items() if t in terms)
             return got / sum(w * (0.3 if t in ctx else 1.0) for t, w in weights.items()) if weights else 0.0
 
@@ -901,10 +943,10 @@ class Composer:
                 # A 号 of a rule reads with its lead-in (「…を知ったときは、直ちに…報告しなければならない。」
                 # + 「(1) 機密情報…を誤って入力したとき。」): the two together are the provision.
                 lead = lead_of(h.unit)[0]
-                lexical = share(self._terms(text + " " + lead), h.unit)
+                lexical = share(self._terms(" ".join([text, lead, _caption(h.unit)])), h.unit)
                 denses[i] = max(denses[i], dense_of.get(lead_index.get((h.unit["id"], lead), -1), denses[i]))
             else:
-                lexical = share(self._terms(text), h.unit)
+                lexical = share(self._terms(text + " " + _caption(h.unit)), h.unit)
             dense_n = (denses[i] - low) / span
             score = 0.5 * dense_n + 0.5 * lexical + 0.1 / (rank + 1)
             if len(text) < 8 or (len(text) <= 16 and not re.search(r"[。、0-9０-９]", text)):
