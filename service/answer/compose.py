@@ -30,7 +30,7 @@ from index.tokenizer import JapaneseTokenizer
 from index.text import bare_section, section_names
 from ingest.cleaning import nfkc, squash
 from ingest.sentences import LIST_MARKER, split_sentences
-from service.answer.coverage import Coverage, assess_coverage
+from service.answer.coverage import MIN_DENSE, Coverage, assess_coverage
 from service.answer.polarity import polarity
 from service.answer.shape import QuestionPart, analyse_question
 
@@ -854,7 +854,11 @@ class Composer:
         out.shape = "comparison"
         for doc_id in doc_ids[:MAX_COMPARED]:
             res = self._search(topic, flt, doc_ids=[doc_id], top_k=5)
-            ranked = self._rank_sentences(topic, res.hits[:3], rows=True) if assess_coverage(res.hits).covered else []
+            # An office's rule is written formally and asked about colloquially: a clause close in
+            # meaning is enough there (its wording rarely matches); elsewhere the usual gate holds.
+            binding = doc_id in docs and docs[doc_id].authority == "binding"
+            says = assess_coverage(res.hits).covered or (binding and bool(res.hits) and res.hits[0].dense_score >= MIN_DENSE)
+            ranked = self._rank_sentences(topic, res.hits[:3], rows=True) if says else []
             chosen = self._distinct(ranked, 2, floor=0.9)
             out.columns.append((doc_id, bool(chosen)))
             if not chosen:
