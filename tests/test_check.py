@@ -96,6 +96,10 @@ def test_check_question_detection(engine):
     assert engine.is_check_question("入札予定価格ってネットのAIに入れていい？")
     assert not engine.is_check_question("CAIOの役割は？")
     assert not engine.is_check_question("オプトアウトとは？")
+    # Which information, asked in general, is the rule's list, not a verdict on one piece of information.
+    assert not engine.is_check_question("生成AIに入れちゃダメな情報って何？")
+    assert not engine.is_check_question("どんな情報ならクラウドのAIに入れていい？")
+    assert engine.is_check_question("この会議資料をクラウドのAIに入れていい？")
 
 
 def test_malformed_rules_stop_with_the_rule_named(tmp_path, lookup):

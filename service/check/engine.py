@@ -46,6 +46,8 @@ _PERMISSION = re.compile(r"(?:て|で)も?(?:いい|よい|良い|大丈夫|OK|�
 # Information named only generically (このExcel, 業務のデータ): still a check, answered 判断できない.
 # Using what the AI produced (publishing its text, posting its image) is not putting information into it.
 _OUTPUT_USE = re.compile(r"(?:AI|生成AI|チャット)(?:が|で|に)(?:書い|作っ|作成し|生成し|書かせ|作らせ)|(?:書いた|作った|生成した|作成した)(?:文章|文|画像|もの|資料)|載せ|掲載|公開し|公表し|配布し")
+# 「どんな情報なら入れていい？」「ダメな情報って何？」: which information, asked in general.
+_WHICH_INFORMATION = re.compile(r"(?:どんな|どの|どういう|何の)(?:情報|データ|資料)|(?:情報|データ|資料)(?:って|は|とは)(?:何|なに|どれ|どんな)")
 _SOME_DATA = re.compile(r"データ|情報|資料|ファイル|EXCEL|エクセル|文書|メモ|名簿")
 _SERVICE_CASES = (("ismap", "ISMAP登録サービス"), ("cloud", "インターネット接続系・パブリッククラウド（対策実施）"), ("yakkan", "約款型・規約同意のみのサービス"))
 # Personal data named without saying whose: could be 3B (住民) or 3C (職員).
@@ -151,7 +153,10 @@ class CheckEngine:
         intent = puts_in or any(_fold(p) in q for p in self.rules.intent_patterns) or bool(_PERMISSION.search(q))
         if not intent:
             return False
-        info = bool(self._items(question)[0]) or bool(_CLASS_NAMED.search(nfkc(question))) or bool(_SOME_DATA.search(q))
+        named = bool(self._items(question)[0]) or bool(_CLASS_NAMED.search(nfkc(question)))
+        if not named and _WHICH_INFORMATION.search(nfkc(question)):
+            return False  # 「入れちゃダメな情報って何？」 asks for the rule's list, not about one piece of information
+        info = named or bool(_SOME_DATA.search(q))
         service = any(_fold(w) in q for w in self.rules.service_words) or bool(self.attributes(question))
         return info and service
 
