@@ -37,7 +37,8 @@ _STOP = {
 }
 _ASCII_STOP = {"the", "and", "for", "with", "from", "what", "how", "can", "use", "ok"}
 # Everyday IT words staff write in Latin letters: kinds of thing, not names a document must mention.
-_GENERIC_LATIN = {"sns", "pdf", "url", "faq", "api", "ocr", "csv", "usb", "html", "web", "mail", "email", "ict", "wifi", "gps", "excel", "word"}
+# (A URL or a mail address is different: asking for one needs a document that gives it.)
+_GENERIC_LATIN = {"sns", "pdf", "faq", "api", "ocr", "csv", "usb", "html", "web", "ict", "wifi", "gps", "excel", "word"}
 _ASCII_WORD = re.compile(r"[A-Z0-9][A-Z0-9.\-']*[A-Z0-9]|[A-Z]{2,}")
 
 
