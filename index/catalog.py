@@ -27,7 +27,7 @@ from typing import Any
 
 from index.naming import DocumentInfo
 from index.store import QueryFilter
-from index.text import lexical_text, section_names
+from index.text import article_caption, lexical_text, section_names
 from index.tokenizer import JapaneseTokenizer
 from ingest.cleaning import nfkc
 from ingest.models import Unit
@@ -58,6 +58,8 @@ class Catalog:
     occurrences: list[Occurrence]  # in document order
     documents: dict[str, DocumentInfo]  # in the order first met; DocumentInfo.access lists its units' labels
     known_text: dict[str, str]  # access label -> NFKC text of its units, whitespace removed
+    # A rule article's 見出し as its content words (「利用の制限」 → {利用, 制限}) -> the id of its first provision
+    captions: dict[frozenset[str], list[str]] = field(default_factory=dict)
     _known_for: dict[frozenset[str] | None, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -73,6 +75,7 @@ class Catalog:
         documents: dict[str, DocumentInfo] = {}
         doc_labels: dict[str, set[str]] = {}
         texts: dict[str, list[str]] = {}
+        first_of: dict[frozenset[str], tuple[int, str]] = {}
         for payload in payloads:
             unit = Unit.model_validate(payload)
             if unit.doc_id not in documents:
@@ -90,6 +93,12 @@ class Catalog:
             texts.setdefault(unit.access, []).append(unit.norm_text)
             unit_paths[unit.id] = [frozenset(n for seg in path[1:] for n in section_names(seg)) for path in unit.all_paths()]
             sections.update(*unit_paths[unit.id])
+            caption = article_caption(unit.section_path) if unit.label else ""
+            if caption:
+                words = frozenset(t for t in tokenizer.tokens(caption) if len(t) >= 2)
+                # The article's first provision: the one that states what the 見出し names.
+                if len(words) >= 2 and (words not in first_of or unit.line_start < first_of[words][0]):
+                    first_of[words] = (unit.line_start, unit.id)
             terms = frozenset(tokenizer.tokens(lexical_text(unit)))
             unit_terms[unit.id] = terms
             vocabulary.update(terms)
@@ -107,6 +116,7 @@ class Catalog:
             occurrences=occurrences,
             documents=documents,
             known_text={label: re.sub(r"\s+", "", "\n".join(t)) for label, t in texts.items()},
+            captions={words: [uid] for words, (_, uid) in first_of.items()},
         )
 
     def section_units(self, names: Iterable[str]) -> list[str]:

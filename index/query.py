@@ -14,6 +14,7 @@ list, so an office's newly ingested rule is recognised at once.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 import re
 
 from index.catalog import Catalog
@@ -48,6 +49,19 @@ def pinned_sections(query: str, catalog: Catalog) -> tuple[list[str], list[str]]
             if ids:
                 return list(combo), ids
     return [], []
+
+
+#: At most this many articles are pinned by their 見出し (the most specific first).
+MAX_CAPTIONS_PINNED = 2
+
+
+def captioned_articles(words: Iterable[str], catalog: Catalog) -> list[str]:
+    """IDs of the units of the rule articles whose 見出し the question says in full, in the rules'
+    words after the staff→rule expansions (「使っちゃダメな業務」 → 利用・禁止・制限・事務 covers
+    「利用の制限」). A 見出し is what its article is about; two or more of its words are needed."""
+    said = set(words)
+    found = sorted((c for c in catalog.captions if c <= said), key=len, reverse=True)[:MAX_CAPTIONS_PINNED]
+    return sorted({uid for c in found for uid in catalog.captions[c]})
 
 
 def defined_terms(query: str, catalog: Catalog) -> list[str]:

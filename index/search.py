@@ -36,6 +36,7 @@ from index.embed_cache import EmbeddingCache, PassageVectors, QueryVectors
 from index.live import LiveIndex, OpenVersion
 from index.naming import DocumentInfo, NamedDocuments
 from index.query import (
+    captioned_articles,
     defined_terms,
     documents_named,
     pinned_sections,
@@ -89,6 +90,7 @@ class SearchResult:
     sections: list[str] = field(default_factory=list)
     query_terms: list[str] = field(default_factory=list)
     unknown_entities: list[str] = field(default_factory=list)
+    captioned: list[str] = field(default_factory=list)  # units of rule articles whose 見出し the question says in full
 
 
 class Searcher:
@@ -160,6 +162,7 @@ class Searcher:
         dense = self.query_vector(q)
         t2 = time.perf_counter()
         sections, section_ids = pinned_sections(q, catalog)
+        captioned = captioned_articles(words, catalog)
         raw = live.store.query(
             StoreQuery(
                 dense=dense,
@@ -169,7 +172,7 @@ class Searcher:
                 prefetch_limit=self.settings.prefetch_limit,
                 rrf_k=self.settings.rrf_k,
                 filter=flt,
-                section_units=sorted(set(section_ids) | set(defined_terms(q, catalog))),
+                section_units=sorted(set(section_ids) | set(defined_terms(q, catalog)) | set(captioned)),
                 strategy=strategy,
                 weights=weights or (self.settings.rrf_weight_dense, self.settings.rrf_weight_bm25, self.settings.rrf_weight_section, self.settings.rrf_weight_bigram),
             )
@@ -203,7 +206,7 @@ class Searcher:
             "total_ms": _ms(t0),
         }
         unknown = unknown_entities(q, catalog, self.tokenizer)
-        return SearchResult(q, hits, live.version, timings, sections, sorted(set(content)), unknown)
+        return SearchResult(q, hits, live.version, timings, sections, sorted(set(content)), unknown, captioned)
 
     # ------------------------------------------------------------------ registered Q&A
     def curated_candidates(self, query: str, *, flt: QueryFilter, limit: int = CURATED_CANDIDATES) -> list[CuratedCandidate]:

@@ -19,6 +19,19 @@ MAX_EMBED_CHARS = 480
 _NUMBERING = re.compile(r"^(?:[IVX]+\s+|\d{1,2}[.．]?\s*|[①-⑳]\s*|\[(?:必須|推奨)\]\s*|\(\d+\)\s*)")
 
 
+# 「第8条（利用の申請等）」「第3の2（記録の保存）」: an article and its 見出し.
+_ARTICLE_CAPTION = re.compile(r"^第[0-9]+(?:条)?(?:の[0-9]+)*\s*[(（]([^()（）]+)[)）]$")
+
+
+def article_caption(section_path: list[str] | tuple[str, ...]) -> str:
+    """The 見出し of the rule article a path runs through (「利用の申請等」), or ""."""
+    for segment in section_path[1:]:
+        m = _ARTICLE_CAPTION.match(nfkc(segment).strip())
+        if m:
+            return m.group(1)
+    return ""
+
+
 def bare_section(segment: str) -> str:
     """A path segment without its numbering or brackets: ``3 判断支援`` → ``判断支援``."""
     s = nfkc(segment).strip()

@@ -180,3 +180,13 @@ def test_how_to_start_is_the_article_on_applying(office_state):
     # (生成AI利用申請書) names 第8条第1項 as the provision it is made under.
     resp = run_ask(office_state, STAFF, "生成AIを使い始めるまでの手続きを教えて", record=False)
     assert resp.citations[0].doc_id == CITY and resp.citations[0].label == "第8条第1項"
+
+
+def test_an_article_whose_caption_the_question_says_in_staff_words_is_found(office_state):
+    # 「使っちゃダメな仕事」 says 利用の制限 (第10条's 見出し) in staff words: 使う→利用, ダメ→制限.
+    result = office_state.searcher.search("AIを使っちゃダメな仕事ってある？", flt=QueryFilter(access=["public"]))
+    [pinned] = office_state.searcher.get_units(result.captioned, flt=QueryFilter(access=["public"]))
+    assert pinned["label"] == "第10条第1項"
+    resp = run_ask(office_state, STAFF, "AIを使っちゃダメな仕事ってある？", record=False)
+    assert "第10条第1項" in [c.label for c in resp.citations]
+    assert "人事評価" in resp.answer

@@ -27,7 +27,7 @@ from index.display import citation_label
 from index.search import SearchHit, SearchResult, Searcher
 from index.store import QueryFilter
 from index.tokenizer import JapaneseTokenizer
-from index.text import bare_section, section_names
+from index.text import article_caption, bare_section, section_names
 from ingest.cleaning import nfkc, squash
 from ingest.sentences import LIST_MARKER, split_sentences
 from service.answer.coverage import MIN_DENSE, Coverage, assess_coverage
@@ -57,7 +57,6 @@ _LEGAL_HEAD = re.compile(r"^(?:第[0-9一二三四五六七八九十百]+[章節
 _TABLE_REFERENCE = re.compile(r"(別表第?[0-9０-９一二三四五六七八九十]*)(?:に|の|で|を)")
 # A form names the provision it is made under: 「…規程第8条第1項の規定により、次のとおり申請します」.
 _FORM_AUTHORITY = re.compile(r"(第[0-9]+条(?:の[0-9]+)?(?:第[0-9]+項)?)(?:の規定|に基づ|により)")
-_ARTICLE_CAPTION = re.compile(r"^第[0-9]+(?:条)?(?:の[0-9]+)*\s*[(（]([^()（）]+)[)）]$")
 _PARAGRAPH_SEGMENT = re.compile(r"第[0-9一二三四五六七八九十]+項(?:[(（][^)）]*[)）])?$")
 # A 項 that opens by pointing back at the one before it: 「2 前項の…」「3 前2項の規定にかかわらず…」.
 _BUILDS_ON_PREVIOUS = re.compile(r"^\s*[0-9]+\s*[^。]{0,20}?(?:前項|前[0-9二三四五]項|前各項)")
@@ -187,13 +186,7 @@ WHOLE_PROVISION_CHARS = 300
 
 def _caption(unit: dict[str, Any]) -> str:
     """The 見出し of the article a rule's unit belongs to (「利用の申請等」 of 「第8条（利用の申請等）」), or ""."""
-    if not unit.get("label"):
-        return ""
-    for segment in unit["section_path"][1:]:
-        m = _ARTICLE_CAPTION.match(nfkc(segment))
-        if m:
-            return m.group(1)
-    return ""
+    return article_caption(unit["section_path"]) if unit.get("label") else ""
 
 
 def _stance(piece: Piece) -> set[str]:
@@ -353,7 +346,10 @@ class Composer:
             )
             # A figure or a definition carries its own test (a number with the counter asked for, a
             # clause defining the term): in the office's rules that test decides, not the scores.
-            self_tested = scope == "local" and shape in ("figure", "definition") and bool(res.hits) and not unknown
+            # So does an article whose 見出し the question says in full (「使っちゃダメな業務」: 利用の制限).
+            self_tested = scope == "local" and bool(res.hits) and not unknown and (
+                shape in ("figure", "definition") or any(h.unit_id in res.captioned for h in res.hits[:3])
+            )
             if not cov.covered and not (own_only and res.hits and not unknown) and not near_general and not self_tested:
                 continue
             sub = ComposedPart(question=part.ask or part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
