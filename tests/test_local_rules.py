@@ -190,3 +190,11 @@ def test_an_article_whose_caption_the_question_says_in_staff_words_is_found(offi
     resp = run_ask(office_state, STAFF, "AIを使っちゃダメな仕事ってある？", record=False)
     assert "第10条第1項" in [c.label for c in resp.citations]
     assert "人事評価" in resp.answer
+
+
+def test_a_transitional_provision_is_quoted_with_the_provision_it_applies(office_state):
+    # 附則（令和7年…）第2項: 「改正後の第17条第1項の規定は、…利用記録についても適用する。」 — what 第17条第1項 says is the answer.
+    resp = run_ask(office_state, STAFF, "改正前に取得した利用記録も3年間保存するの？", record=False)
+    labels = [c.label for c in resp.citations]
+    assert labels[:2] == ["附則（令和7年3月31日訓令第5号）第2項", "第17条第1項"]
+    assert "3年間保存" in resp.answer

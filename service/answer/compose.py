@@ -55,6 +55,10 @@ _COMPARISON_WORDS = re.compile(
 _LEGAL_HEAD = re.compile(r"^(?:第[0-9一二三四五六七八九十百]+[章節款目条項号]|附則|別表|様式)")
 # 「別表第1に掲げる」: a provision that hands its list to a table.
 _TABLE_REFERENCE = re.compile(r"(別表第?[0-9０-９一二三四五六七八九十]*)(?:に|の|で|を)")
+# The part of a path segment that a citation carries: 「第17条」「第1項」「第2号」「第3」 (not 章・節).
+_PROVISION_HEAD = re.compile(r"^第[0-9]+(?:条(?:の[0-9]+)*|項|号|(?:の[0-9]+)*(?=[(（]|$))")
+# A transitional provision names the provision it applies: 「改正後の第17条第1項の規定は、…適用する」.
+_APPLIES_PROVISION = re.compile(r"(第[0-9]+条(?:の[0-9]+)?(?:第[0-9]+項)?)の規定(?:は|を)[^。]*適用")
 # A form names the provision it is made under: 「…規程第8条第1項の規定により、次のとおり申請します」.
 _FORM_AUTHORITY = re.compile(r"(第[0-9]+条(?:の[0-9]+)?(?:第[0-9]+項)?)(?:の規定|に基づ|により)")
 _PARAGRAPH_SEGMENT = re.compile(r"第[0-9一二三四五六七八九十]+項(?:[(（][^)）]*[)）])?$")
@@ -521,12 +525,14 @@ class Composer:
                 continue
             rows = [r for r in self._table_rows(p.unit, m.group(1), flt) if r["id"] not in present]
             values = [squash(v) for v in re.findall(r"「([^「」]{2,30})」", text)]
-            picked = [r for r in rows if any(v in squash(nfkc(r["text"])) for v in values)][:2]
-            if not picked and rows:
-                asked = self._terms(query)
-                weight = {r["id"]: sum(self.searcher.term_weight(t) for t in asked & self._terms(r["text"])) for r in rows}
-                best = max(rows, key=lambda r: weight[r["id"]])
-                picked = [best] if weight[best["id"]] > 0 else []
+            asked = self._terms(query)
+            weight = {r["id"]: sum(self.searcher.term_weight(t) for t in asked & self._terms(r["text"])) for r in rows}
+            ranked = sorted(rows, key=lambda r: -weight[r["id"]])
+            # The row the question singles out (「Copilotに…」), when its words pick one row over the rest …
+            by_question = ranked[:1] if ranked and weight[ranked[0]["id"]] > (weight[ranked[1]["id"]] if len(ranked) > 1 else 0) else []
+            # … and the row holding a value the provision quotes (「機密性2」と記載された).
+            by_value = [r for r in rows if any(v in squash(nfkc(r["text"])) for v in values)][:1]
+            picked = list({r["id"]: r for r in by_question + by_value}.values())[:2]
             for r in picked:
                 present.add(r["id"])
                 out.append(Piece(r, _cells(r["text"]), role="quote", score=p.score, scope=p.scope))
@@ -606,18 +612,23 @@ class Composer:
             if not label.startswith(("様式", "別記様式")) or h.rank > 5:
                 continue
             m = _FORM_AUTHORITY.search(nfkc(h.unit["text"]))
-            if not m:
-                continue
-            wanted = re.sub(r"\s+", "", m.group(1))
-            for o in self.searcher.occurrences_under(h.unit["section_path"][:1], doc_id=h.unit["doc_id"]):
-                heads = "".join(x.group(0) for seg in o.path[1:] if (x := _LEGAL_HEAD.match(nfkc(seg))))
-                if o.unit_id not in present and (heads == wanted or (heads.startswith(wanted) and not heads[len(wanted):][:1].isdigit())):
-                    units = self.searcher.get_units([o.unit_id], flt=flt)
-                    if units:
-                        present.add(o.unit_id)
-                        out.append(SearchHit(unit=units[0], score=h.score, dense_score=h.dense_score, lexical=h.lexical, matched_terms=[], rank=h.rank))
-                    break
+            provision = self._provision(h.unit, m.group(1), flt) if m else None
+            if provision is not None and provision["id"] not in present:
+                present.add(provision["id"])
+                out.append(SearchHit(unit=provision, score=h.score, dense_score=h.dense_score, lexical=h.lexical, matched_terms=[], rank=h.rank))
         return out
+
+    def _provision(self, unit: dict[str, Any], label: str, flt: QueryFilter) -> dict[str, Any] | None:
+        """The unit of ``unit``'s rule labelled ``label`` (「第8条第1項」; 「第8条」 is its first 項), outside 附則."""
+        wanted = re.sub(r"\s+", "", nfkc(label))
+        for o in self.searcher.occurrences_under(unit["section_path"][:1], doc_id=unit["doc_id"]):
+            if len(o.path) >= 2 and nfkc(o.path[1]).startswith("附則"):
+                continue
+            heads = "".join(x.group(0) for seg in o.path[1:] if (x := _PROVISION_HEAD.match(nfkc(seg).strip())))
+            if heads == wanted or (heads.startswith(wanted) and not heads[len(wanted):][:1].isdigit()):
+                found = self.searcher.get_units([o.unit_id], flt=flt)
+                return found[0] if found else None
+        return None
 
     # ------------------------------------------------------------------ enactment (附則)
     def _enactment(self, out: ComposedPart, hits: list[SearchHit], flt: QueryFilter) -> bool:
@@ -643,6 +654,11 @@ class Composer:
         best = ranked[0]
         best.role = "rule"
         out.pieces = [best]
+        # 「改正後の第17条第1項の規定は、…についても適用する」 says what applies, not what it says: quote that too.
+        m = _APPLIES_PROVISION.search(nfkc(best.unit["text"]))
+        provision = self._provision(best.unit, m.group(1), flt) if m else None
+        if provision is not None:
+            out.pieces.append(Piece(provision, provision["text"].strip(), role="rule", score=best.score, scope=best.scope))
         return True
 
     def _supplementary_provisions(self, hits: list[SearchHit], flt: QueryFilter) -> list[dict[str, Any]]:
