@@ -23,7 +23,7 @@ What happens:
 * ``--overload`` loads the real local LLM (``llama-cpp``) with
   ``GUIDEQA_LLM_QUEUE_SIZE=4`` and fires 20 answer-mode ``/v1/ask`` requests at
   once. The expected outcome: every request answered (200): those the queue can
-  take get the model's choice and lead, the rest the composed answer without them
+  take get the model's may-I lead, the rest the composed answer without it
   and a notice (the pieces need no model); no 5xx (a 503 would carry
   ``Retry-After``); a server that is still alive; one audit row per request.
 

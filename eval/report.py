@@ -457,7 +457,7 @@ def _office_lines(summary: dict, rows: Sequence[dict]) -> list[str]:
     office = summary.get("office")
     if not office:
         return []
-    how = f"answers by `{office['llm']}` (choice and lead)" if office.get("llm") else "composed answers (no LLM)"
+    how = f"composed answers, may-I leads by `{office['llm']}`" if office.get("llm") else "composed answers (no LLM)"
     groups = [(name, g) for name, g in office["by_office"].items()] + [(f"**{s}**", office["splits"][s]) for s in SPLITS] + [("**all**", office["all"])]
     lines = [
         "",
