@@ -36,6 +36,13 @@ def test_a_named_section_is_listed_whole_in_document_order(composer):
     assert all("設計開発" in p.unit["section_path"] for p in items)
 
 
+def test_a_list_is_called_required_only_when_its_items_are_marked_so(composer):
+    # The phase description under 「フェーズ > 設計開発」 marks none of its lines [必須]: the heading must not say so.
+    [part] = composer.compose("東京都のガイドラインの設計開発フェーズの必須事項は？", flt=PUBLIC)
+    marked = [p for p in part.pieces if "必須" in (p.unit.get("tags") or [])]
+    assert ("[必須]" in part.heading) == bool(marked)
+
+
 def test_a_definition_is_the_glossary_entry(composer):
     [part] = composer.compose("オプトアウトって何のこと？", flt=PUBLIC)
     assert part.shape == "definition" and part.pieces[0].role == "definition"

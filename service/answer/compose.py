@@ -441,8 +441,11 @@ class Composer:
     # ------------------------------------------------------------------ enumeration
     def _enumeration(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
         units = self._named_section_units(query, flt) or self._referenced_table_rows(hits, flt) or self._common_section_units(hits, flt)
+        tags_held = False
         if units and part.tags:
             tagged = [u for u in units if set(part.tags) & set(u.get("tags") or [])]
+            # A section none of whose items is marked [必須] is listed whole, and not called [必須].
+            tags_held = bool(tagged)
             units = tagged or units
         items: list[Piece] = []
         for u in units or []:
@@ -466,7 +469,7 @@ class Composer:
         # The section the items share (the article, for its 項), not the last item's own path.
         common = os.path.commonprefix([p.unit["section_path"] for p in items])
         section = self._section_name({**items[-1].unit, "section_path": common} if len(common) > 1 else items[-1].unit)
-        level = "・".join(f"[{t}]" for t in part.tags)
+        level = "・".join(f"[{t}]" for t in part.tags) if tags_held else ""
         out.heading = f"{section}{('の' + level) if level else ''}の項目（{out.total}件）" if section else f"該当する項目（{out.total}件）"
         return True
 
