@@ -65,6 +65,12 @@ def test_ask_streams_clauses_first_and_done_last(client):
     assert events[0] == "clauses" and events[-1] == "done" and "citations" in events
 
 
+def test_a_verdict_from_the_national_table_stands_alone_in_the_answer(client):
+    body = client.post("/v1/ask", json={"question": "3C情報をこのサービスに入れても大丈夫？", "mode": "answer"}, headers=h()).json()
+    assert body["answer"].startswith("判定: ") and body["parts"] == []
+    assert [c["unit_id"] for c in body["citations"]] == [c["unit_id"] for c in body["check"]["citations"]]
+
+
 def test_confidentiality_question_gets_a_verdict_card(client):
     r = client.post("/v1/ask", json={"question": "入札予定価格を規約に同意するだけの無料AIに入れていい？", "mode": "clauses"}, headers=h())
     body = r.json()
