@@ -435,6 +435,7 @@ class Composer:
             if ranked:
                 best = ranked[0]
                 best.role = "nearest"
+                best.scope = "local" if best.unit.get("authority") == "binding" else "general"
                 out.pieces = [best]
         return out
 
