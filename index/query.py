@@ -42,7 +42,9 @@ def pinned_sections(query: str, catalog: Catalog) -> tuple[list[str], list[str]]
     hits = [s for s in catalog.sections if len(s) >= 2 and s in q]
     hits = [s for s in hits if not any(s != o and s in o for o in hits)][:6]
     for size in range(len(hits), 0, -1):
-        for combo in itertools.combinations(hits, size):
+        # Of the combinations one path holds, the most specific (longest names) wins:
+        # 都民サービス関連業務 + 運用 over フェーズ + 運用.
+        for combo in sorted(itertools.combinations(hits, size), key=lambda c: -sum(len(n) for n in c)):
             if size == 1 and len(combo[0]) < 3:
                 continue
             ids = catalog.section_units(combo)

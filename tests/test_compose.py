@@ -43,6 +43,13 @@ def test_a_list_is_called_required_only_when_its_items_are_marked_so(composer):
     assert ("[必須]" in part.heading) == bool(marked)
 
 
+def test_the_most_specific_sections_named_decide_the_list(composer):
+    # 「都民サービス関連業務」+「運用」 (the domain's checklist) over 「フェーズ」+「運用」 (the process description).
+    [part] = composer.compose("都民サービス関連業務の運用フェーズの必須事項は？", flt=PUBLIC)
+    assert "[必須]" in part.heading and part.total >= 2
+    assert all("都民サービス関連業務" in "".join(p.unit["section_path"]) for p in part.pieces)
+
+
 def test_a_definition_is_the_glossary_entry(composer):
     [part] = composer.compose("オプトアウトって何のこと？", flt=PUBLIC)
     assert part.shape == "definition" and part.pieces[0].role == "definition"

@@ -214,7 +214,7 @@ class Answerer:
             # and so is any other part of it (「…入れていい？あと研修は必要？」). No model here.
             # Beneath a verdict, a part the clauses do not cover adds nothing: the verdict answered it.
             parts = [p for p in self.composer.compose(question, flt=flt, first=result, parts=asks) if p.covered]
-            if len(asks) == 1 and not any(pc.scope == "local" for p in parts for pc in p.pieces):
+            if len(asks) == 1 and all(p.shape != "comparison" for p in parts) and not any(pc.scope == "local" for p in parts for pc in p.pieces):
                 # A one-part question the verdict answers from the national table: other national
                 # sentences beneath it would only restate it less exactly.
                 parts = []
