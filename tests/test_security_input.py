@@ -108,7 +108,9 @@ def test_search_goes_through_the_guard_and_is_audited(client, app_settings):
     rows = [r for r in audit_rows(app_settings, client) if r["endpoint"] == "/v1/search"]
     assert {(r["status"], r["error_code"]) for r in rows} >= {("blocked", "pii_detected"), ("ok", None), ("blocked", "injection_detected")}
     assert any(r["retrieved_ids"] for r in rows if r["status"] == "ok")
-    assert not any(echoes(json.dumps(r, ensure_ascii=False), MY_NUMBER) or "5829" in json.dumps(r) for r in rows)
+    assert not any(echoes(json.dumps(r, ensure_ascii=False), MY_NUMBER) for r in rows)
+    # Four digits can turn up by chance in IDs, timestamps and timings: look for them in the text a row keeps.
+    assert not any("5829" in canonical(str(r.get(f) or "")) for r in rows for f in ("question_masked", "answer", "error_code"))
 
 
 # --------------------------------------------------------------------------- input cost
