@@ -104,8 +104,11 @@ def render_parts(
         shown = len(pieces)
         lead_n = None
         if not part.covered:
-            lines.append(f"この点は{ABSTAIN_TEXT}。" if several else f"{ABSTAIN_TEXT}。")
-            lines += [f"※{n}" for n in part.notes]
+            # A note that already says where nothing was found (「本団体の規程には…見つかりませんでした。」)
+            # replaces the general sentence rather than repeating it.
+            found_nothing = [n for n in part.notes if n.endswith("見つかりませんでした。")]
+            lines += found_nothing or [f"この点は{ABSTAIN_TEXT}。" if several else f"{ABSTAIN_TEXT}。"]
+            lines += [f"※{n}" for n in part.notes if n not in found_nothing]
             for pc in pieces:
                 lines.append(f"{NEAREST_LABEL}: {_quoted(pc.text)}[{pc.n}]")
         else:

@@ -682,8 +682,13 @@
         if (several) box.append(h("p", { class: "part-q" }, String(part.question || "")));
         const pieces = Array.isArray(part.pieces) ? part.pieces : [];
         if (!part.covered) {
-          box.append(h("p", { class: "notfound" }, "ガイドラインに記載が見つかりませんでした。"));
-          for (const note of part.notes || []) box.append(h("p", { class: "part-note" }, `※${note}`));
+          // A note saying where nothing was found (「本団体の規程には…」) replaces the general sentence.
+          const notes = part.notes || [];
+          const foundNothing = notes.filter((n) => String(n).endsWith("見つかりませんでした。"));
+          for (const line of foundNothing.length ? foundNothing : ["ガイドラインに記載が見つかりませんでした。"]) {
+            box.append(h("p", { class: "notfound" }, String(line)));
+          }
+          for (const note of notes) if (!foundNothing.includes(note)) box.append(h("p", { class: "part-note" }, `※${note}`));
           for (const pc of pieces) box.append(this.pieceBlock(pc, NEAREST_LABEL, "nearest"));
           el.append(box);
           continue;
