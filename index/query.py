@@ -14,8 +14,8 @@ list, so an office's newly ingested rule is recognised at once.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 import re
+from collections.abc import Iterable
 
 from index.catalog import Catalog
 from index.naming import NamedDocuments, named_documents

@@ -309,9 +309,8 @@ def _detect(rows: list[_Row]) -> tuple[Literal["legal", "weak", "none"], int, bo
     suppl = any(_SUPPL.match(r.norm) for r in rows if r.norm)
     if len(set(keys)) >= 2 and _ascending(keys):
         return "legal", len(keys), False
-    # A 要綱・要領 numbers its articles 第1, 第2, … : three or more in order, none with 条, and a
-    # sign of a rule (a 附則, a 番号 or 決定 line) or a run from 第1 — so a report's 「第1 はじめに」
-    # chapters need the rest of a rule's shape too.
+    # A 要綱・要領 numbers its articles 第1, 第2, …: three or more in order from 第1, none with 条,
+    # and a sign of a rule (a 附則 or a 番号 line), so a report's 「第1 はじめに」 chapters are not one.
     heads = [a[3] for r in rows if r.norm and (a := _heading_article(r.norm))]
     if not keys and len(set(heads)) >= 3 and _ascending(heads) and heads[0] == (1,) and (suppl or number_line):
         return "legal", len(heads), True

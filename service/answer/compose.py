@@ -32,7 +32,7 @@ from ingest.cleaning import nfkc, squash
 from ingest.sentences import LIST_MARKER, split_sentences
 from service.answer.coverage import MIN_DENSE, Coverage, assess_coverage
 from service.answer.polarity import polarity
-from service.answer.shape import QuestionPart, analyse_question
+from service.answer.shape import QuestionPart, analyse_question, asked_counters
 
 __all__ = ["Piece", "ComposedPart", "Composer", "MAX_ITEMS_SHOWN"]
 
@@ -64,7 +64,6 @@ _FORM_AUTHORITY = re.compile(r"(第[0-9]+条(?:の[0-9]+)?(?:第[0-9]+項)?)(?:�
 _PARAGRAPH_SEGMENT = re.compile(r"第[0-9一二三四五六七八九十]+項(?:[(（][^)）]*[)）])?$")
 # A 項 that opens by pointing back at the one before it: 「2 前項の…」「3 前2項の規定にかかわらず…」.
 _BUILDS_ON_PREVIOUS = re.compile(r"^\s*[0-9]+\s*[^。]{0,20}?(?:前項|前[0-9二三四五]項|前各項)")
-_ASKED_COUNTER = re.compile(r"何(時間|年間|年|か月|ヶ月|カ月|月|日|件|人|名|回|円|割|種類|歳|倍)")
 _TIME_COUNTERS = ("年", "か月", "ヶ月", "カ月", "月", "日", "時間")
 _REFERS_BACK = re.compile(r"^(?:そのうち|その中で|その中の|そのほか|それ|その|これ|あれ|で、|では|じゃあ|なら)")
 _MONEY = re.compile(r"[0-9０-９,，.]+\s*(?:円|万円|億円|ドル|千円)|(?:料金|費用|価格|金額|負担額|単価)[^。]{0,12}[0-9０-９]")
@@ -834,7 +833,7 @@ class Composer:
 
         asked = self.tokenizer.tokens(query)
         # 「何時間？」: the unit of the figure asked for is tested by the figure, not a topic word.
-        counters = set(_ASKED_COUNTER.findall(nfkc(query)))
+        counters = asked_counters(query)
         focus = sorted(nouns(asked) - counters, key=lambda t: -self.searcher.term_weight(t))[:2]
         if not focus:
             return

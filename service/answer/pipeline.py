@@ -108,12 +108,9 @@ NATIONAL_VERDICT_LABEL = "国の機密性分類表による判定（参考）"
 def _numbered_after(check: CheckResponse, cited: list[Citation]) -> CheckResponse:
     """``check`` with its citations numbered after ``cited`` (a unit already cited keeps its number)."""
     numbers = {c.unit_id: c.n for c in cited}
-    renumbered = []
     for c in check.citations:
-        if c.unit_id not in numbers:
-            numbers[c.unit_id] = len(cited) + 1 + sum(1 for r in renumbered if r.n > len(cited))
-        renumbered.append(c.model_copy(update={"n": numbers[c.unit_id]}))
-    return check.model_copy(update={"citations": renumbered})
+        numbers.setdefault(c.unit_id, len(numbers) + 1)
+    return check.model_copy(update={"citations": [c.model_copy(update={"n": numbers[c.unit_id]}) for c in check.citations]})
 
 
 def verdict_text(check: CheckResponse) -> str:

@@ -25,7 +25,7 @@ from guideqa.errors import RulesError
 from ingest.cleaning import nfkc
 from service.check.rules import read_rules_file
 
-__all__ = ["Shape", "SHAPES", "QuestionPart", "analyse_question", "definition_term", "load_shape_rules", "DEFAULT_SHAPES"]
+__all__ = ["Shape", "SHAPES", "QuestionPart", "analyse_question", "asked_counters", "definition_term", "load_shape_rules", "DEFAULT_SHAPES"]
 
 Shape = Literal["enumeration", "definition", "figure", "may_i", "comparison", "open_fact"]
 SHAPES: tuple[str, ...] = Shape.__args__  # type: ignore[attr-defined]
@@ -190,6 +190,11 @@ def _split(question: str, rules: ShapeRules) -> list[str]:
             continue
         merged.append(p)
     return [m for m in merged if m.strip()] or [question]
+
+
+def asked_counters(text: str) -> set[str]:
+    """The units a question asks a count of: 「研修は何時間？」 → {"時間"}."""
+    return set(_COUNTER.findall(nfkc(text)))
 
 
 def analyse_question(question: str, *, rules: ShapeRules | None = None) -> list[QuestionPart]:
