@@ -255,6 +255,11 @@ class CheckResponse(BaseModel):
         "table", description="What decided the verdict: the national classification table, the office's own policy (local_policy), or nothing (none)."
     )
     local_rule: str | None = Field(None, description="The id of the office's policy rule that decided, when decided_by is local_policy.")
+    then_rule: str | None = Field(
+        None,
+        description="For information of unknown class treated as another class by the deciding rule (「なお不明なら機密性2として扱う」): "
+        "the id of the policy rule for that class, whose reason and article follow the deciding one.",
+    )
 
     model_config = ConfigDict(populate_by_name=True)
 

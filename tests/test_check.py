@@ -178,3 +178,31 @@ def test_a_caller_gets_only_the_rules_whose_units_they_may_see(engine):
     assert only_3c_hidden.check("極秘文書をISMAP登録サービスの生成AIで要約していい？").verdict == "不可"
     assert only_3c_hidden.check("3C情報をISMAP登録サービスに入れていい？").class_ is None
     assert [r.class_id for r in only_3c_hidden.table()] == ["3A", "3B", "2", "1"]
+
+
+def test_information_said_not_to_be_there_is_no_item(engine):
+    said_absent = engine.check("入札予定価格は入れないので、無料の生成AIで挨拶文を作っていい？")
+    assert said_absent.class_ is None and said_absent.information == []
+    named = engine.check("入札予定価格を無料の生成AIに入れていい？")
+    assert named.class_ == "3C" and named.verdict == "不可"
+
+
+def test_a_word_counts_unless_the_asker_negates_it():
+    from service.check.rules import mentions
+
+    assert mentions("個人情報を入れていい?", "個人情報")
+    assert not mentions("個人情報は入れないし", "個人情報")
+    assert not mentions("氏名を含まない資料", "氏名")
+    assert not mentions("約款型じゃなくて", "約款型")
+    assert mentions("個人情報なしの表と個人情報ありの表", "個人情報")  # one occurrence still says it
+
+
+def test_treat_as_belongs_to_a_rule_on_unknown_classes():
+    from pydantic import ValidationError
+
+    from service.check.policy import LocalPolicy
+
+    rule = {"id": "r", "statement": "s", "verdict": "不可", "reason": "r", "cite": {"doc_id": "d", "label": "第1条", "quote": "入力しない"}}
+    LocalPolicy(version=1, office="〇〇市", rules=[{**rule, "classes": ["unknown"], "treat_as": "2"}])
+    with pytest.raises(ValidationError, match="treat_as"):
+        LocalPolicy(version=1, office="〇〇市", rules=[{**rule, "classes": ["2"], "treat_as": "2"}])

@@ -148,13 +148,47 @@ def test_a_verdict_from_the_national_table_follows_the_office_rule(office_state)
     assert resp.citations[n - 1].unit_id == resp.check.citations[0].unit_id and f"[{n}]" in resp.answer
 
 
-def test_with_the_class_unknown_the_office_ceiling_is_said_and_cited_first(office_state):
-    resp = run_ask(office_state, STAFF, "この資料をAIに入れて大丈夫？", record=False)
+def test_with_the_class_unknown_the_office_rule_for_that_case_decides_and_the_class_it_becomes_follows(office_state):
+    resp = run_ask(office_state, STAFF, "この資料、機密性いくつか分からないんだけどAIに入れて大丈夫？", record=False)
     assert resp.check is not None and resp.check.verdict == "判断できない"
-    first = resp.check.citations[0]
+    assert resp.check.local_rule == "class-unknown" and resp.check.then_rule == "confidential-outside-lgwan"
+    assert [c.label for c in resp.check.citations[:2]] == ["第13条", "第11条第1項"]
+    first_line = resp.answer.splitlines()[0]
+    assert "第13条" in first_line and "[1]" in first_line and "第11条第1項" in first_line and "[2]" in first_line
+    # The article itself is quoted beneath the verdict, not only the administrator's paraphrase.
+    assert "なお分類が明らかでないときは、当該情報は機密性2の情報として取り扱うものとする。" in resp.answer
+    assert resp.citations[0].label == "第13条" and resp.citations[0].doc_id == CITY
+
+
+def test_without_a_rule_for_unknown_classes_the_office_ceiling_is_said_and_cited_first(office_state, tmp_path):
+    from service.check import CheckEngine
+    from service.check.policy import load_policy
+
+    text = (OFFICE / "policy-shiomino.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "policy.yaml"
+    path.write_text(text[: text.index("  - id: class-unknown")], encoding="utf-8")
+    units = list(office_state.searcher.iter_units(flt=QueryFilter.everything()))
+    policy = load_policy(path, units_of_document=lambda d: [u for u in units if u["doc_id"] == d])
+    engine = CheckEngine(office_state.check_engine.rules, lookup_units=lambda ids: [u for u in units if u["id"] in ids], policy=policy)
+    resp = engine.check("この資料をAIに入れて大丈夫？")
+    assert resp.verdict == "判断できない" and resp.local_rule is None
+    first = resp.citations[0]
     assert first.doc_id == CITY and first.label == "第11条第1項" and first.authority == "binding"
-    assert "機密性2以上" in resp.answer.splitlines()[0]
-    assert resp.citations[0].doc_id == CITY
+    assert "機密性2以上" in resp.reasons[0]
+
+
+def test_information_the_asker_says_is_not_there_does_not_decide(office_state):
+    resp = run_ask(office_state, STAFF, "観光案内の文書を無料の翻訳AIに入れていい？個人情報は入れないし", record=False)
+    assert resp.check is not None and resp.check.local_rule != "personal-data"
+    assert resp.check.citations[0].label == "第9条第3項"  # the free (約款型) service is what the city forbids
+    with_it = run_ask(office_state, STAFF, "無料の翻訳AIに個人情報を入れていい？", record=False)
+    assert with_it.check is not None and with_it.check.verdict == "不可"
+
+
+def test_the_sentence_that_asks_decides_over_the_situation_before_it(office_state):
+    resp = run_ask(office_state, STAFF, "やばい、住民の名前が入ったままの文書をAIに入れちゃった…誰に言えばいい？", record=False)
+    assert resp.citations[0].label == "第19条第1項"
+    assert "利用責任者及び情報政策課長に報告しなければならない" in resp.answer
 
 
 def test_a_numbered_item_forbids_what_its_provision_forbids_and_is_cited_as_its_own_item(office_state):
@@ -198,3 +232,18 @@ def test_a_transitional_provision_is_quoted_with_the_provision_it_applies(office
     labels = [c.label for c in resp.citations]
     assert labels[:2] == ["附則（令和7年3月31日訓令第5号）第2項", "第17条第1項"]
     assert "3年間保存" in resp.answer
+
+
+def test_a_part_naming_no_document_asks_about_the_one_the_question_names(office_state):
+    resp = run_ask(office_state, STAFF, "汐見野市の研修って誰が受けるの？毎年受けなきゃだめ？", record=False)
+    second = resp.parts[1]
+    assert second.covered and second.pieces[0].label == "第18条第2項"
+    assert all(p.scope == "local" for p in second.pieces)
+
+
+def test_a_count_of_days_is_a_number_of_days_not_a_date_or_the_word_day(office_state):
+    resp = run_ask(office_state, STAFF, "本市で生成AIを使うには申請がいる？承認まで何日かかる？", record=False)
+    assert resp.parts[0].pieces[0].label == "第8条第1項"  # 「本市」 says where, not what
+    assert not resp.parts[1].covered  # 「取得した日」「令和6年6月30日」 are no number of days
+    days = run_ask(office_state, STAFF, "事故の報告書は何日以内に出す？", record=False)
+    assert days.citations[0].label == "第19条第4項" and "5日" in days.answer

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from index.display import citation_label
+from index.naming import NamedDocuments
 from index.search import SearchHit, SearchResult, Searcher
 from index.store import QueryFilter
 from index.tokenizer import JapaneseTokenizer
@@ -33,6 +34,7 @@ from ingest.sentences import LIST_MARKER, split_sentences
 from service.answer.coverage import MIN_DENSE, Coverage, assess_coverage
 from service.answer.polarity import polarity
 from service.answer.shape import QuestionPart, analyse_question, asked_counters
+from service.models import Citation
 
 __all__ = ["Piece", "ComposedPart", "Composer", "MAX_ITEMS_SHOWN"]
 
@@ -183,6 +185,8 @@ def _answer_sentences(unit: dict[str, Any]) -> list[str]:
     return answer or sentences
 
 
+#: Taken off a sentence that holds none of the words of the question's ask when others do.
+UNASKED_PENALTY = 0.2
 #: A provision of a rule (one 項, or one 号) up to this long is quoted whole rather than a sentence of it.
 WHOLE_PROVISION_CHARS = 300
 
@@ -281,6 +285,9 @@ class Composer:
             parts: the question's parts (default: :func:`analyse_question`).
         """
         parts = parts or analyse_question(question)
+        # 「町のAI、一回承認もらえばずっと使える？毎年出し直し？」: a part that names no document
+        # asks about the one the question names elsewhere.
+        whole = self.searcher.named_documents(question, flt=flt) if len(parts) > 1 else None
         composed: list[ComposedPart] = []
         for i, part in enumerate(parts):
             query = part.text
@@ -288,8 +295,34 @@ class Composer:
                 # 「何を議論した？」「そのうち特化型1は？」 lean on the part before for their topic.
                 query = parts[i - 1].text + part.text
             reuse = first if (len(parts) == 1 and first is not None) else None
-            composed.append(self._compose_part(part, query, flt, reuse))
+            composed.append(self._compose_part(part, query, flt, reuse, whole=whole))
         return composed
+
+    def rule_clauses(self, question: str, parts: list[ComposedPart], cited: list[Citation], flt: QueryFilter) -> list[ComposedPart]:
+        """``parts`` with the office's articles a verdict rests on (``cited``) quoted first.
+
+        A verdict decided by the office's policy states the rule in the administrator's words;
+        the article itself is quoted beneath it (the whole provision when short and without 号,
+        else its sentence holding the cited words), before whatever else the question's parts found.
+        """
+        units = {u["id"]: u for u in self.searcher.get_units([c.unit_id for c in cited], flt=flt)}
+        shown = {p.unit_id for part in parts for p in part.pieces}
+        pieces: list[Piece] = []
+        for c in cited:
+            unit = units.get(c.unit_id)
+            if unit is None or unit["id"] in shown:
+                continue
+            text = unit["text"].strip()
+            if len(text) > WHOLE_PROVISION_CHARS or _list_lines(text):
+                # The verdict's reason names the 号 that decides; its lead-in is the rule quoted.
+                text = next((s for s in split_sentences(text) if squash(c.quote) in squash(s)), c.quote)
+            pieces.append(Piece(unit, text, role="rule", scope="local"))
+        if not pieces:
+            return parts
+        if not parts:
+            return [ComposedPart(question=question, shape="may_i", covered=True, pieces=pieces)]
+        first = parts[0]
+        return [ComposedPart(**{**first.__dict__, "pieces": pieces + first.pieces}), *parts[1:]]
 
     # ------------------------------------------------------------------ one part
     def _search(self, query: str, flt: QueryFilter, *, doc_ids: list[str] | None = None, top_k: int | None = None) -> SearchResult:
@@ -299,9 +332,13 @@ class Composer:
             f = QueryFilter(access=flt.access, doc_ids=wanted or ["\x00none"], issuers=flt.issuers, kinds=flt.kinds, tags=flt.tags)
         return self.searcher.search(query, top_k=top_k or self.top_k, flt=f)
 
-    def _compose_part(self, part: QuestionPart, query: str, flt: QueryFilter, reuse: SearchResult | None) -> ComposedPart:
+    def _compose_part(
+        self, part: QuestionPart, query: str, flt: QueryFilter, reuse: SearchResult | None, *, whole: NamedDocuments | None = None
+    ) -> ComposedPart:
         result = reuse if reuse is not None and len(reuse.hits) >= self.top_k else self._search(query, flt)
         named = self.searcher.named_documents(query, flt=flt)
+        if whole is not None and not named.doc_ids and not named.unknown and whole.doc_ids:
+            named = NamedDocuments(doc_ids=list(whole.doc_ids), own_office=whole.own_office)
         docs = self.searcher.documents(flt=flt)
         unknown = list(result.unknown_entities) + named.unknown
         coverage = assess_coverage(result.hits, unknown_entities=unknown)
@@ -356,7 +393,8 @@ class Composer:
             if not cov.covered and not (own_only and res.hits and not unknown) and not near_general and not self_tested:
                 continue
             sub = ComposedPart(question=part.ask or part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
-            self._by_shape(sub, part, query, res.hits, flt)
+            # In the documents it names, a question's 「本市」「汐見野市の」 is where, not what it asks.
+            self._by_shape(sub, part, topic if scope != "general" else query, res.hits, flt)
             if sub.pieces and sub.covered:
                 for p in sub.pieces:
                     # Where a piece stands follows its document, not the search that found it.
@@ -681,6 +719,18 @@ class Composer:
         want_date = part.counter == "日付"
         counter = part.counter if part.counter not in (None, "日付") else None
 
+        def counted(t: str) -> bool:
+            # The counter after a number: 「5日以内」 answers 「何日？」; 「取得した日から」 does not, nor
+            # does a date (「令和6年6月30日まで」 is no number of days or years).
+            for m in re.finditer(rf"[0-9一二三四五六七八九十百千]+\s*(?:か|ヶ|カ|箇)?{re.escape(counter or '')}", t):
+                before, after = t[: m.start()], t[m.end():]
+                if counter == "日" and re.search(r"月\s*$", before):
+                    continue
+                if counter == "年" and (re.search(r"(?:令和|平成|昭和)\s*$", before) or re.match(r"\s*[0-9]+\s*月", after)):
+                    continue
+                return True
+            return False
+
         def fits(piece: Piece) -> bool:
             t = nfkc(piece.text)
             if piece.unit["kind"] == "table_row":
@@ -691,7 +741,7 @@ class Composer:
                 if counter == "円":
                     return bool(_MONEY.search(t)) or ("円" in head and bool(_DIGIT.search(t)))
                 if counter in _TIME_COUNTERS:
-                    return counter in t + head  # 「30日」 is no answer to 「何年？」
+                    return counted(t) or counter in head  # 「30日」 is no answer to 「何年？」
                 return bool(_DIGIT.search(t))
             if want_date:
                 return bool(_DATE.search(t))
@@ -701,7 +751,7 @@ class Composer:
                 return False
             if counter == "割":
                 return re.search(r"割|%", t) is not None
-            return counter is None or counter in t
+            return counter is None or counted(t)
 
         ranked = self._rank_sentences(query, self._with_sibling_rows(hits[:8], flt), rows=True, ask=out.question)
         fitting = [p for p in ranked if fits(p)]
@@ -820,25 +870,28 @@ class Composer:
         """
         if not out.pieces:
             return
-        titles = self._terms(" ".join(f"{d.title} {d.issuer}" for d in self.searcher.documents(flt=flt).values()))
+        docs = self.searcher.documents(flt=flt).values()
+        titles = self._terms(" ".join(f"{d.title} {d.issuer}" for d in docs))
+        issuers = self._terms(" ".join(d.issuer for d in docs))
 
-        def nouns(tokens: Iterable[str]) -> set[str]:
+        def nouns(tokens: Iterable[str], where: set[str]) -> set[str]:
             # Nouns carry the topic (kanji, katakana, names); verbs and short codes (入れる, r7)
             # vary with the asker's wording.
             return {
                 t for t in tokens
-                if t not in titles and len(t) >= 2 and not re.search(r"[\u3040-\u309f]", t)
+                if t not in where and len(t) >= 2 and not re.search(r"[\u3040-\u309f]", t)
                 and not (t.isascii() and len(t) < 3) and self.searcher.term_units(t) > 0
             }
 
         asked = self.tokenizer.tokens(query)
         # 「何時間？」: the unit of the figure asked for is tested by the figure, not a topic word.
         counters = asked_counters(query)
-        focus = sorted(nouns(asked) - counters, key=lambda t: -self.searcher.term_weight(t))[:2]
+        focus = sorted(nouns(asked, titles) - counters, key=lambda t: -self.searcher.term_weight(t))[:2]
         if not focus:
             return
-        # The corpus's own word for the asker's (ホームページ → ウェブサイト) counts as the word.
-        accepted = set(focus) | (nouns(self.tokenizer.tokens(query, query=True)) - set(asked))
+        # The corpus's own word for the asker's (ホームページ → ウェブサイト, 毎年 → 年度) counts as
+        # the word, even one some title happens to hold; a body's name (都 → 東京都) only says where.
+        accepted = set(focus) | (nouns(self.tokenizer.tokens(query, query=True), issuers) - set(asked))
         held = set()
         for p in out.pieces:
             held |= self._terms(" ".join([p.text, p.unit["text"], p.unit.get("row") or "", *p.unit["section_path"][1:]]))
@@ -944,6 +997,7 @@ class Composer:
         low = min(denses)
         span = max(max(denses) - low, 0.12)
         asks_purpose = bool(_ASKS_PURPOSE.search(nfkc(query)))
+        asks_when_in_force = bool(_ASKS_ENACTMENT.search(nfkc(query)) or _ASKS_TRANSITION.search(nfkc(query)))
         lead_index = {(h.unit["id"], text): i for i, (h, text, _) in enumerate(cands)}
         leads: dict[str, tuple[str, list[str]]] = {}
 
@@ -952,20 +1006,25 @@ class Composer:
                 sentences = split_sentences(unit["text"])
                 leads[unit["id"]] = (sentences[0] if sentences else "", _list_lines(unit["text"]))
             return leads[unit["id"]]
+        held: list[set[str]] = []
         for i, (h, text, rank) in enumerate(cands):
             if h.unit["kind"] == "table_row":
                 # A row is found by its label (the row's own name) more than by its column
                 # names, which every row of the table repeats.
                 label = " ".join(c for c in h.unit["text"].split("\t") if c and not _DIGIT.match(nfkc(c)))
-                lexical = 0.6 * share(self._terms(label), h.unit) + 0.4 * share(self._terms(text + " " + (h.unit.get("row") or "")), h.unit)
+                cand_terms = self._terms(text + " " + (h.unit.get("row") or ""))
+                lexical = 0.6 * share(self._terms(label), h.unit) + 0.4 * share(cand_terms, h.unit)
             elif h.unit.get("label") and text in lead_of(h.unit)[1]:
                 # A 号 of a rule reads with its lead-in (「…を知ったときは、直ちに…報告しなければならない。」
                 # + 「(1) 機密情報…を誤って入力したとき。」): the two together are the provision.
                 lead = lead_of(h.unit)[0]
-                lexical = share(self._terms(" ".join([text, lead, _caption(h.unit)])), h.unit)
+                cand_terms = self._terms(" ".join([text, lead, _caption(h.unit)]))
+                lexical = share(cand_terms, h.unit)
                 denses[i] = max(denses[i], dense_of.get(lead_index.get((h.unit["id"], lead), -1), denses[i]))
             else:
-                lexical = share(self._terms(text + " " + _caption(h.unit)), h.unit)
+                cand_terms = self._terms(text + " " + _caption(h.unit))
+                lexical = share(cand_terms, h.unit)
+            held.append(cand_terms & asked)
             dense_n = (denses[i] - low) / span
             score = 0.5 * dense_n + 0.5 * lexical + 0.1 / (rank + 1)
             if len(text) < 8 or (len(text) <= 16 and not re.search(r"[。、0-9０-９]", text)):
@@ -976,7 +1035,15 @@ class Composer:
                 score -= 0.4  # a form to fill in (申請書, 誓約) restates rules; it does not make them
             if not asks_purpose and _PURPOSE_ARTICLE.search(nfkc(" ".join(h.unit["section_path"][1:]))):
                 score -= 0.3  # 第1条（目的） states why the rule exists; it answers no question of what to do
+            if not asks_when_in_force and (h.unit.get("label") or "").startswith("附則"):
+                score -= 0.2  # 附則 say when the rule starts and what carries over from before it
             pieces.append(Piece(h.unit, text, score=round(score, 4)))
+        if any(held):
+            # The situation (「名前が入ったまま入れちゃった」) is what the closest sentences are about;
+            # a sentence holding nothing of what is asked (「誰に言えば」: 報告) does not answer it.
+            for p, got in zip(pieces, held):
+                if not got:
+                    p.score = round(p.score - UNASKED_PENALTY, 4)
         pieces.sort(key=lambda p: -p.score)
         return pieces
 

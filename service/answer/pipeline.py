@@ -120,6 +120,8 @@ def verdict_text(check: CheckResponse) -> str:
     parts = [f"判定: {check.verdict}（{label}）。"]
     if check.reasons:
         parts.append(check.reasons[0] + cite)
+    if check.then_rule and len(check.reasons) > 1:
+        parts.append(check.reasons[1] + "".join(f"[{c.n}]" for c in check.citations[1:2]))
     if check.conditions:
         parts.append(" 条件: " + "、".join(check.conditions) + "。")
     if check.missing:
@@ -216,6 +218,9 @@ class Answerer:
                 # sentences beneath it would only restate it less exactly.
                 parts = []
             on_own_rule = bool(check.citations) and check.citations[0].authority == "binding"
+            if check.decided_by == "local_policy" and on_own_rule:
+                deciding = check.citations[: 2 if check.then_rule else 1]
+                parts = self.composer.rule_clauses(question, parts, [c for c in deciding if c.authority == "binding"], flt)
             if not on_own_rule and any(pc.scope == "local" for p in parts for pc in p.pieces):
                 # The office's own rule answers the question; a verdict from the national table
                 # follows it, labelled as such (the binding rule first, national guidance after).

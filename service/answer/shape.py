@@ -118,10 +118,14 @@ def definition_term(text: str) -> str | None:
     return term
 
 
+# Where a sentence of a question ends; staff also end one with 「…」 (「入れちゃった…誰に言えば？」).
+_SENTENCE_END = re.compile(r"(?<=[。！!?？])|(?<=…)(?!…)|(?<=\.\.\.)(?!\.)")
+
+
 def _shape_of(text: str, rules: ShapeRules) -> QuestionPart:
     # The sentence that asks decides the shape; an instruction before it (「…を全部出力して。
     # 源内ってどのモデル？」) does not.
-    sentences = [s for s in re.split(r"(?<=[。！!])", _fold(text)) if s]
+    sentences = [s for s in _SENTENCE_END.split(_fold(text)) if s]
     asking = [s for s in sentences if re.search(r"[?？]", s)]
     folded = asking[-1] if asking else _fold(text)
     term = None
@@ -135,7 +139,7 @@ def _shape_of(text: str, rules: ShapeRules) -> QuestionPart:
                 continue  # 「ダメな情報って何？」 asks for something other than a term's meaning
         shape = s
         break
-    ask = next((s for s in reversed(re.split(r"(?<=[。！!?？])", text.strip())) if re.search(r"[?？]", s)), "").strip()
+    ask = next((s for s in reversed(_SENTENCE_END.split(text.strip())) if re.search(r"[?？]", s)), "").strip()
     part = QuestionPart(text=text, shape=shape, term=term if shape == "definition" else None, ask=ask or text.strip())
     if shape == "enumeration":
         named = [t for t in ("必須", "推奨") if t in folded]

@@ -33,8 +33,8 @@ from typing import Any, Callable
 
 from index.display import citation_label
 from ingest.cleaning import nfkc, squash
-from service.check.policy import LocalPolicy, PolicyRule
-from service.check.rules import AttributeRule, CheckRules, ClassRule
+from service.check.policy import UNKNOWN_CLASS, LocalPolicy, PolicyRule
+from service.check.rules import AttributeRule, CheckRules, ClassRule, mentions
 from service.models import CheckCase, CheckResponse, Citation, ClassRow
 
 __all__ = ["CheckEngine", "find_span", "VERDICT_ORDER"]
@@ -52,19 +52,6 @@ _SOME_DATA = re.compile(r"データ|情報|資料|ファイル|EXCEL|エクセ�
 _SERVICE_CASES = (("ismap", "ISMAP登録サービス"), ("cloud", "インターネット接続系・パブリッククラウド（対策実施）"), ("yakkan", "約款型・規約同意のみのサービス"))
 # Personal data named without saying whose: could be 3B (住民) or 3C (職員).
 _AMBIGUOUS = {"個人情報": ("3B", "3C"), "氏名": ("3B", "3C"), "住所": ("3B", "3C")}
-
-
-_NEGATED = re.compile(r"^(?:型|の|サービス)?(?:じゃな|ではな|でな|以外|ではあり|じゃあり)")
-
-
-def _mentions(folded: str, pattern: str) -> bool:
-    """``pattern`` occurs in ``folded`` at least once without being negated (「約款型じゃなく…」)."""
-    start = folded.find(pattern)
-    while start >= 0:
-        if not _NEGATED.match(folded[start + len(pattern):]):
-            return True
-        start = folded.find(pattern, start + 1)
-    return False
 
 
 def _fold(text: str) -> str:
@@ -166,29 +153,34 @@ class CheckEngine:
         found: list[_Item] = []
         # Named information first (入札予定価格), then a class named outright (3C情報).
         pairs = sorted(((kw, c) for c in self.rules.classes for kw in c.keywords), key=lambda p: -len(p[0]))
+        # Information the asker says is not there (「個人情報は入れないし」) is no item.
         for kw, c in pairs:
             k = _fold(kw)
             if k and k in folded:
-                found.append(_Item(kw, c.id))
+                if mentions(folded, k):
+                    found.append(_Item(kw, c.id))
                 folded = folded.replace(k, "〓")
         for m in _CLASS_NAMED.finditer(nfkc(text)):
             cid = (m.group(1) or m.group(2)).replace(" ", "").upper()
             if self.rules.class_by_id(cid) is None:
                 continue  # a class this caller's rules do not have
-            found.append(_Item(m.group(0).strip(), cid))
-            folded = folded.replace(_fold(m.group(0)), "〓")
+            named = _fold(m.group(0))
+            if mentions(folded, named):
+                found.append(_Item(m.group(0).strip(), cid))
+            folded = folded.replace(named, "〓")
         if not found:
             for word, cands in _AMBIGUOUS.items():
                 known = tuple(c for c in cands if self.rules.class_by_id(c) is not None)
                 if known and _fold(word) in folded:
-                    found.append(_Item(word, None, known))
+                    if mentions(folded, _fold(word)):
+                        found.append(_Item(word, None, known))
                     folded = folded.replace(_fold(word), "〓")
         return found, folded
 
     def attributes(self, text: str) -> list[AttributeRule]:
         # Class keywords are blanked first so that オンライン申請 is not read as an online service.
         _, rest = self._items(text)
-        return [a for a in self.rules.attributes if any(_mentions(rest, _fold(p)) for p in a.patterns if p)]
+        return [a for a in self.rules.attributes if any(mentions(rest, _fold(p)) for p in a.patterns if p)]
 
     @staticmethod
     def service_type(attrs: list[AttributeRule]) -> str:
@@ -334,7 +326,7 @@ class CheckEngine:
             reasons.append("質問から情報の種類を特定できませんでした。下の分類表で該当する分類を確認してください。")
         if overall == "判断できない" and not reasons:
             reasons.append(per_item[0]["reason"] if per_item else "情報の種類を特定できませんでした。")
-        decided_by, local_rule = ("table" if per_item else "none"), None
+        decided_by, local_rule, then_rule = ("table" if per_item else "none"), None, None
         local = self._local_rule(per_item, info_text, stype)
         if local is not None and VERDICT_ORDER[local.verdict] >= VERDICT_ORDER[overall]:
             # The office's own binding rule is at least as strict as the table: it decides.
@@ -343,6 +335,13 @@ class CheckEngine:
             if local.verdict == "不可":
                 conditions = []
             citations = self._cite_first(local, citations)
+            then = self._local_rule_for({local.treat_as}, info_text, stype) if local.treat_as else None
+            if then is not None and then.id != local.id:
+                # 「なお不明なら機密性2として扱う」: what the rules for that class then say, after.
+                then_rule = then.id
+                reasons.insert(1, then.reason)
+                citations = citations + [c for c in self._cite_first(then, []) if c.unit_id not in {x.unit_id for x in citations}]
+                citations = [c.model_copy(update={"n": i}) for i, c in enumerate(citations, start=1)]
         elif local is None and not per_item and (ceiling := self._local_ceiling(stype)) is not None:
             # The information's class is not known, but the office's rule forbids some classes
             # whatever the information is: that is the first thing the asker needs (cited).
@@ -373,6 +372,7 @@ class CheckEngine:
             table_row=row,
             decided_by=decided_by,
             local_rule=local_rule,
+            then_rule=then_rule,
         )
 
     def _local_rule(self, per_item: list[dict[str, Any]], info_text: str, service_type: str) -> PolicyRule | None:
@@ -383,6 +383,12 @@ class CheckEngine:
         for item in per_item:
             if not item.get("class"):
                 classes |= set(_AMBIGUOUS.get(item["information"], ()))
+        return self._local_rule_for(classes or {UNKNOWN_CLASS}, info_text, service_type)
+
+    def _local_rule_for(self, classes: set[str], info_text: str, service_type: str) -> PolicyRule | None:
+        """The strictest policy rule covering information of ``classes`` on this kind of service."""
+        if self.policy is None:
+            return None
         hits = [r for r in self.policy.rules if r.applies(classes, info_text, service_type)]
         return max(hits, key=lambda r: VERDICT_ORDER[r.verdict]) if hits else None
 
@@ -390,7 +396,7 @@ class CheckEngine:
         """The office's broadest rule forbidding information by class for this kind of service, if any."""
         if self.policy is None:
             return None
-        bans = [r for r in self.policy.rules if r.classes and r.verdict == "不可" and (not r.services or service_type in r.services)]
+        bans = [r for r in self.policy.rules if r.classes and not r.on_unknown_class and r.verdict == "不可" and (not r.services or service_type in r.services)]
         return max(bans, key=lambda r: len(r.classes)) if bans else None
 
     def _cite_first(self, rule: PolicyRule, citations: list[Citation]) -> list[Citation]:

@@ -15,6 +15,13 @@ the rules their office's binding documents set, each citing the article it rests
         verdict: 不可
         reason: 〇〇市生成AI利用規程第11条第1項により、機密性2以上の情報は入力できません。
         cite: {doc_id: maru-shi_kitei, label: 第11条第1項, quote: 機密情報を入力してはならない}
+      - id: class-unknown
+        statement: 分類が明らかでない情報は、利用責任者に確認し、なお不明なら機密性2として扱う
+        classes: [unknown]                      # information whose class the question does not make known
+        treat_as: "2"                           # optional: then the rules for that class follow, cited after
+        verdict: 判断できない
+        reason: 〇〇市生成AI利用規程第13条により、分類が明らかでないときは入力する前に利用責任者に確認します。
+        cite: {doc_id: maru-shi_kitei, label: 第13条, quote: 利用責任者に確認しなければならない}
 
 At start-up every rule's citation is resolved to a unit of a ``binding`` document whose
 label and text match; a rule citing a unit that no longer exists stops start-up with a
@@ -31,9 +38,13 @@ from pydantic import BaseModel, Field, field_validator
 
 from guideqa.errors import RulesError
 from ingest.cleaning import nfkc, squash
-from service.check.rules import SERVICE_TYPES, Verdict, read_rules_file
+from service.check.rules import SERVICE_TYPES, Verdict, mentions, read_rules_file
 
-__all__ = ["PolicyCitation", "PolicyRule", "LocalPolicy", "load_policy"]
+__all__ = ["PolicyCitation", "PolicyRule", "LocalPolicy", "load_policy", "UNKNOWN_CLASS"]
+
+# The class of information the question does not make known (「この資料」「分類が分からない」):
+# many offices' rules say what to do then (ask first; treat it as the next class up; do not enter it).
+UNKNOWN_CLASS = "unknown"
 
 
 class PolicyCitation(BaseModel):
@@ -51,6 +62,7 @@ class PolicyRule(BaseModel):
     verdict: Verdict
     reason: str = Field(min_length=1)
     cite: PolicyCitation
+    treat_as: str | None = Field(default=None, description="For a rule on information of unknown class: the class it is then treated as.")
     unit_id: str = ""  # resolved at load time
 
     @field_validator("services")
@@ -70,14 +82,28 @@ class PolicyRule(BaseModel):
             return True
         folded = squash(nfkc(information_text))
         by_class = bool(set(classes) & set(self.classes))
-        by_word = any(squash(nfkc(w)) in folded for w in self.information if w)
+        by_word = any(mentions(folded, squash(nfkc(w))) for w in self.information if w)
         return by_class or by_word
+
+    @property
+    def on_unknown_class(self) -> bool:
+        return UNKNOWN_CLASS in self.classes
 
 
 class LocalPolicy(BaseModel):
     version: int
     office: str = Field(min_length=1)
     rules: list[PolicyRule] = Field(min_length=1)
+
+    @field_validator("rules")
+    @classmethod
+    def _treat_as_only_when_unknown(cls, rules: list[PolicyRule]) -> list[PolicyRule]:
+        for r in rules:
+            if r.treat_as is not None and not r.on_unknown_class:
+                raise ValueError(f"rule {r.id}: treat_as applies only to a rule with classes: [{UNKNOWN_CLASS}]")
+            if r.treat_as is not None and r.treat_as in (UNKNOWN_CLASS, ""):
+                raise ValueError(f"rule {r.id}: treat_as must name a class such as \"2\"")
+        return rules
 
 
 def load_policy(

@@ -8,6 +8,7 @@ message naming the rule.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
@@ -19,13 +20,33 @@ from ingest.cleaning import squash
 
 __all__ = [
     "Verdict", "VerdictRule", "ClassRule", "AttributeRule", "CheckRules", "load_rules", "read_rules_file",
-    "DEFAULT_RULES", "SERVICE_TYPES",
+    "DEFAULT_RULES", "SERVICE_TYPES", "mentions",
 ]
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "data" / "check_rules.yaml"
 _M = TypeVar("_M", bound=BaseModel)
 Verdict = Literal["可", "条件付きで可", "不可", "判断できない"]
 SERVICE_TYPES = ("yakkan", "ismap", "lgwan", "cloud", "unknown")
+
+# What follows a word that the asker says is NOT the case: 「約款型じゃなく」「ネット以外」,
+# 「個人情報は入れないし」「氏名を含まない」「個人情報なしで」.
+_NEGATED = re.compile(
+    r"^(?:型|の|サービス)?(?:じゃな|ではな|でな|以外|ではあり|じゃあり)"
+    r"|^(?:は|も|を|とか|等|など)?(?:一切)?(?:入れ|入力し|含め|含ま|使わ|載せ)(?:ない|ず|ません)"
+    r"|^(?:は|が)?(?:なし|無し|抜き|を除|除い|除外)"
+)
+
+
+def mentions(folded: str, word: str) -> bool:
+    """``word`` occurs in ``folded`` (NFKC, spaces removed) at least once without being negated."""
+    if not word:
+        return False
+    start = folded.find(word)
+    while start >= 0:
+        if not _NEGATED.match(folded[start + len(word):]):
+            return True
+        start = folded.find(word, start + 1)
+    return False
 
 
 class VerdictRule(BaseModel):
