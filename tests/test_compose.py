@@ -103,3 +103,13 @@ def test_nothing_outside_the_callers_access_is_read(composer):
     nobody = QueryFilter(access=["no-such-group"])
     parts = composer.compose("都の職員内部業務で、情報検索・定型業務補助の設計開発フェーズの必須事項は？", flt=nobody)
     assert all(not p.pieces for p in parts)
+
+
+def test_a_proviso_is_read_with_the_sentence_it_qualifies():
+    from service.answer.compose import _sentence_before
+    from service.answer.polarity import polarity
+
+    text = "3 約款型サービスは、許可サービスとすることができない。ただし、翻訳の用途に限り、CIOが特に認めたものについては、この限りでない。"
+    proviso = "ただし、翻訳の用途に限り、CIOが特に認めたものについては、この限りでない。"
+    assert _sentence_before(text, proviso).startswith("3 約款型サービスは")
+    assert polarity(proviso) == {"condition"}  # alone it still says the rule has an exception

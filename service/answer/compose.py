@@ -191,6 +191,22 @@ UNASKED_PENALTY = 0.2
 WHOLE_PROVISION_CHARS = 300
 
 
+_PROVISO = re.compile(r"^\s*(?:ただし|この場合において)")
+
+
+def _is_topic_noun(token: str) -> bool:
+    # Nouns carry the topic (kanji, katakana, names); verbs and short codes (入れる, r7) vary
+    # with the asker's wording.
+    return len(token) >= 2 and not re.search(r"[\u3040-\u309f]", token) and not (token.isascii() and len(token) < 3)
+
+
+def _sentence_before(text: str, sentence: str) -> str:
+    """The sentence of ``text`` just before ``sentence`` ("" when it is the first)."""
+    sentences = split_sentences(text)
+    i = sentences.index(sentence) if sentence in sentences else 0
+    return sentences[i - 1] if i > 0 else ""
+
+
 def _caption(unit: dict[str, Any]) -> str:
     """The 見出し of the article a rule's unit belongs to (「利用の申請等」 of 「第8条（利用の申請等）」), or ""."""
     return article_caption(unit["section_path"]) if unit.get("label") else ""
@@ -291,8 +307,9 @@ class Composer:
         composed: list[ComposedPart] = []
         for i, part in enumerate(parts):
             query = part.text
-            if i > 0 and (len(self._terms(part.text)) < 2 or _REFERS_BACK.match(nfkc(part.text))):
-                # 「何を議論した？」「そのうち特化型1は？」 lean on the part before for their topic.
+            if i > 0 and (len(self._topic_nouns(part.text)) < 2 or _REFERS_BACK.match(nfkc(part.text))):
+                # 「何を議論した？」「そのうち特化型1は？」「毎年受けなきゃだめ？」 lean on the part before
+                # for their topic.
                 query = parts[i - 1].text + part.text
             reuse = first if (len(parts) == 1 and first is not None) else None
             composed.append(self._compose_part(part, query, flt, reuse, whole=whole))
@@ -875,13 +892,7 @@ class Composer:
         issuers = self._terms(" ".join(d.issuer for d in docs))
 
         def nouns(tokens: Iterable[str], where: set[str]) -> set[str]:
-            # Nouns carry the topic (kanji, katakana, names); verbs and short codes (入れる, r7)
-            # vary with the asker's wording.
-            return {
-                t for t in tokens
-                if t not in where and len(t) >= 2 and not re.search(r"[\u3040-\u309f]", t)
-                and not (t.isascii() and len(t) < 3) and self.searcher.term_units(t) > 0
-            }
+            return {t for t in tokens if t not in where and _is_topic_noun(t) and self.searcher.term_units(t) > 0}
 
         asked = self.tokenizer.tokens(query)
         # 「何時間？」: the unit of the figure asked for is tested by the figure, not a topic word.
@@ -925,9 +936,15 @@ class Composer:
             # An office's rule is written formally and asked about colloquially: a clause close in
             # meaning is enough there (its wording rarely matches); elsewhere the usual gate holds.
             binding = doc_id in docs and docs[doc_id].authority == "binding"
-            says = assess_coverage(res.hits).covered or (binding and bool(res.hits) and res.hits[0].dense_score >= MIN_DENSE)
+            covered = assess_coverage(res.hits).covered
+            says = covered or (binding and bool(res.hits))
             ranked = self._rank_sentences(topic, res.hits[:3], rows=True) if says else []
             chosen = self._distinct(ranked, 2, floor=0.9)
+            if chosen and not covered and res.hits[0].dense_score < MIN_DENSE:
+                # Neither the scores nor the meaning say much: the clause must hold the topic's word.
+                probe = ComposedPart(question=topic, shape="comparison", covered=True, pieces=chosen)
+                self._require_focus(probe, topic, flt)
+                chosen = chosen if probe.covered else []
             out.columns.append((doc_id, bool(chosen)))
             if not chosen:
                 title = docs[doc_id].title if doc_id in docs else doc_id
@@ -944,6 +961,10 @@ class Composer:
         return list(dict.fromkeys(h.unit["doc_id"] for h in hits))[:3]
 
     # ------------------------------------------------------------------ sentence scoring
+    def _topic_nouns(self, text: str) -> set[str]:
+        """The nouns of ``text`` that can carry a topic (研修, フォローアップ; not 受ける, だめ, HP)."""
+        return {t for t in self.tokenizer.tokens(text) if _is_topic_noun(t)}
+
     def _terms(self, text: str) -> set[str]:
         return {t for t in self.tokenizer.tokens(text, query=True)}
 
@@ -959,7 +980,12 @@ class Composer:
         # 「…入力してしまった。誰に報告すればいい？」: the sentence that asks says what the answer is
         # about; the sentences before it are the situation.
         asked = self._terms(ask) if ask and squash(ask) != squash(query) else set()
-        weights = {t: self.searcher.term_weight(t) * (2.0 if t in asked else 1.0) for t in q_terms}
+        # A word and the corpus's words for it (ログ → 記録, 履歴) are one concept: a passage holding
+        # any of them holds it once, at the weight of its rarest word.
+        concepts: list[frozenset[str]] = [frozenset(g & q_terms) for g in self.tokenizer.synonym_groups(query) if g & q_terms]
+        grouped = set().union(*concepts) if concepts else set()
+        concepts += [frozenset({t}) for t in q_terms - grouped]
+        weights = {c: max(self.searcher.term_weight(t) for t in c) * (2.0 if c & asked else 1.0) for c in concepts}
         qvec = self.searcher.query_vector(query)
         cands: list[tuple[SearchHit, str, int]] = []
         for rank, h in enumerate(hits):
@@ -987,8 +1013,8 @@ class Composer:
                 # A rule's 見出し (「(利用の申請等)」) is what its article is about, not where it sits.
                 where = [unit["doc_title"]] if unit.get("label") else [unit["doc_title"], *unit["section_path"]]
                 ctx = context_of[unit["id"]] = self._terms(" ".join(where))
-            got = sum(w * (0.3 if t in ctx else 1.0) for t, w in weights.items() if t in terms)
-            return got / sum(w * (0.3 if t in ctx else 1.0) for t, w in weights.items()) if weights else 0.0
+            got = sum(w * (0.3 if c & ctx else 1.0) for c, w in weights.items() if c & terms)
+            return got / sum(w * (0.3 if c & ctx else 1.0) for c, w in weights.items()) if weights else 0.0
 
         # Cosines are rescaled within the question's candidates: each embedding model has its own
         # band (e5 puts everything in 0.8–0.95), and only their order here matters. A narrow
@@ -1021,6 +1047,11 @@ class Composer:
                 cand_terms = self._terms(" ".join([text, lead, _caption(h.unit)]))
                 lexical = share(cand_terms, h.unit)
                 denses[i] = max(denses[i], dense_of.get(lead_index.get((h.unit["id"], lead), -1), denses[i]))
+            elif h.unit.get("label") and _PROVISO.match(text) and (main := _sentence_before(h.unit["text"], text)):
+                # A ただし書 (「ただし、…翻訳の用途に限り…この限りでない。」) is an exception to the
+                # sentence before it (「約款型サービスは…できない。」): the two are read together.
+                cand_terms = self._terms(" ".join([main, text, _caption(h.unit)]))
+                lexical = share(cand_terms, h.unit)
             else:
                 cand_terms = self._terms(text + " " + _caption(h.unit))
                 lexical = share(cand_terms, h.unit)

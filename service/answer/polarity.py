@@ -10,6 +10,8 @@ A lead sentence such as 「はい、利用できます。」 must not contradict
     ['condition', 'permit']
     >>> contradicts("はい、入力できます。", "機密性2以上の情報は入力してはならない。")
     True
+    >>> sorted(polarity("ただし、翻訳の用途に限り、CIOが特に認めたものについては、この限りでない。"))
+    ['condition']
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ _FORBID = re.compile(
 )
 _PERMIT = re.compile(r"できる|できます|可能|差し支えない|差し支えありません|認める|利用可|(?<![不否])可(?:$|[。、）)]|です)|してよい|しても(?:よい|いい|良い|構わない|大丈夫)|問題ない|^はい")
 _CONDITION = re.compile(r"ことで|ことにより|場合に限り|場合には|場合は|限る|限り|ただし|条件|承認を得|許可を得|届け?出|した上で|を前提に|範囲で|範囲内")
+# 「ただし、…の場合は、この限りでない。」: the proviso lifts the main rule for its case.
+_EXCEPTION = re.compile(r"この限りでない|この限りではない")
 # 「判断できない」 says nothing about permission; drop it before looking for できない.
 _NEUTRAL = re.compile(r"判断できない|判断できません|特定できない|確認できない")
 
@@ -49,6 +53,8 @@ def polarity(text: str) -> set[Stance]:
         found.add("permit")
     if _CONDITION.search(t) and found & {"permit", "forbid", "oblige"}:
         found.add("condition")
+    if _EXCEPTION.search(t):
+        found.add("condition")  # read alone, the proviso still says the rule has a case it does not cover
     return found
 
 
