@@ -247,3 +247,13 @@ def test_a_count_of_days_is_a_number_of_days_not_a_date_or_the_word_day(office_s
     assert not resp.parts[1].covered  # 「取得した日」「令和6年6月30日」 are no number of days
     days = run_ask(office_state, STAFF, "事故の報告書は何日以内に出す？", record=False)
     assert days.citations[0].label == "第19条第4項" and "5日" in days.answer
+
+
+def test_who_pays_is_not_answered_by_a_clause_that_only_names_the_same_offices(office_state):
+    resp = run_ask(office_state, STAFF, "本市の生成AIの利用料って、各課の予算から払うの？", record=False)
+    assert resp.abstained or all(not p.covered for p in resp.parts)
+
+
+def test_lending_an_account_is_letting_another_use_it(office_state):
+    resp = run_ask(office_state, STAFF, "アカウントを同僚に貸していい？", record=False)
+    assert resp.citations[0].label == "第12条第2項"

@@ -17,6 +17,7 @@ its pieces lead and the national guidance follows, labelled as such.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -185,6 +186,10 @@ def _answer_sentences(unit: dict[str, Any]) -> list[str]:
     return answer or sentences
 
 
+#: A word held by more than about one unit in ten (IDF below log 10) is too common to be a question's focus.
+COMMON_WORD_WEIGHT = math.log(10)
+# A body of the office named in a question: 各課, 情報政策課, 総務部, 秘書広報室 (and its head, 課長).
+_OFFICE_NAME = re.compile(r"[一-龥ァ-ヶー]{0,8}(?:課|部|局|室|係|班)(?:長)?(?=[がはのにでもへと、。?？]|$)")
 #: Taken off a sentence that holds none of the words of the question's ask when others do.
 UNASKED_PENALTY = 0.2
 #: A provision of a rule (one 項, or one 号) up to this long is quoted whole rather than a sentence of it.
@@ -894,15 +899,21 @@ class Composer:
         def nouns(tokens: Iterable[str], where: set[str]) -> set[str]:
             return {t for t in tokens if t not in where and _is_topic_noun(t) and self.searcher.term_units(t) > 0}
 
-        asked = self.tokenizer.tokens(query)
+        # An office named in the question (「各課の予算から」「情報政策課が払う」) is who acts, not
+        # what is asked about; a word in one unit in ten says nothing about this question.
+        topic = _OFFICE_NAME.sub("、", nfkc(query))
+        asked = self.tokenizer.tokens(topic)
         # 「何時間？」: the unit of the figure asked for is tested by the figure, not a topic word.
         counters = asked_counters(query)
-        focus = sorted(nouns(asked, titles) - counters, key=lambda t: -self.searcher.term_weight(t))[:2]
-        if not focus:
+        rare = {t for t in nouns(asked, titles) - counters if self.searcher.term_weight(t) >= COMMON_WORD_WEIGHT}
+        focus = sorted(rare, key=lambda t: -self.searcher.term_weight(t))[:2]
+        # The corpus's own word for the asker's (ホームページ → ウェブサイト, 毎年 → 年度, 払う →
+        # 費用) counts as the word, even one some title happens to hold; a body's name (都 →
+        # 東京都) only says where.
+        corpus_words = nouns(self.tokenizer.tokens(topic, query=True), issuers) - set(asked)
+        if not focus and not corpus_words:
             return
-        # The corpus's own word for the asker's (ホームページ → ウェブサイト, 毎年 → 年度) counts as
-        # the word, even one some title happens to hold; a body's name (都 → 東京都) only says where.
-        accepted = set(focus) | (nouns(self.tokenizer.tokens(query, query=True), issuers) - set(asked))
+        accepted = set(focus) | corpus_words
         held = set()
         for p in out.pieces:
             held |= self._terms(" ".join([p.text, p.unit["text"], p.unit.get("row") or "", *p.unit["section_path"][1:]]))
