@@ -153,23 +153,21 @@ class JapaneseTokenizer:
                         toks += [t.norm for t in self.words(exp)] + self.compound_tokens(exp)
         return toks
 
-    def synonym_groups(self, text: str) -> list[set[str]]:
-        """The words of ``text`` that staff shorthand expands, each with its expansions' tokens
-        (「ログ」 → {ログ, 記録, 履歴}): one concept however many of its words a passage holds.
-        Groups sharing a word are merged."""
+    def synonym_groups(self, text: str) -> list[tuple[set[str], set[str]]]:
+        """Each staff word of ``text`` that ``data/synonyms.tsv`` expands, as (the tokens of the
+        word as said, the tokens of the corpus's words for it): 「ログ」 → ({ログ}, {記録, 履歴}).
+        One concept however many of its words a passage holds."""
         squashed = normalize_for_match(text)
-        groups: list[set[str]] = []
+        groups: list[tuple[set[str], set[str]]] = []
         for short, expansions in self.synonyms:
             if normalize_for_match(short) not in squashed:
                 continue
-            group = {t.norm for t in self.words(short)} | set(self.compound_tokens(short))
+            said = {t.norm for t in self.words(short)} | set(self.compound_tokens(short))
+            corpus: set[str] = set()
             for exp in expansions:
-                group |= {t.norm for t in self.words(exp)} | set(self.compound_tokens(exp))
-            for other in [g for g in groups if g & group]:
-                groups.remove(other)
-                group |= other
-            if group:
-                groups.append(group)
+                corpus |= {t.norm for t in self.words(exp)} | set(self.compound_tokens(exp))
+            if corpus:
+                groups.append((said, corpus))
         return groups
 
 

@@ -257,3 +257,19 @@ def test_who_pays_is_not_answered_by_a_clause_that_only_names_the_same_offices(o
 def test_lending_an_account_is_letting_another_use_it(office_state):
     resp = run_ask(office_state, STAFF, "アカウントを同僚に貸していい？", record=False)
     assert resp.citations[0].label == "第12条第2項"
+
+
+def test_a_table_row_naming_the_provision_quoted_follows_it(office_state):
+    # 別表第1's 翻訳支援サービス row says 「第9条第3項ただし書によりCIOが認めたもの」: the case the proviso was applied to.
+    resp = run_ask(office_state, STAFF, "約款型の翻訳サービスって使えないの？", record=False)
+    labels = [c.label for c in resp.citations]
+    assert "第9条第3項" in labels
+    assert "翻訳支援サービス(法人契約版)" in resp.answer
+
+
+def test_what_is_needed_lists_the_article_on_it_not_a_chapter(office_state):
+    resp = run_ask(office_state, STAFF, "生成AIで作った文書を市の名義で公表したい。何が必要？", record=False)
+    labels = [c.label for c in resp.citations]
+    assert labels[:2] == ["第16条第1項", "第16条第2項"]
+    # Not a 章 of unrelated articles listed as items.
+    assert "第1章" not in resp.answer

@@ -190,6 +190,12 @@ def _answer_sentences(unit: dict[str, Any]) -> list[str]:
 COMMON_WORD_WEIGHT = math.log(10)
 # A body of the office named in a question: 各課, 情報政策課, 総務部, 秘書広報室 (and its head, 課長).
 _OFFICE_NAME = re.compile(r"[一-龥ァ-ヶー]{0,8}(?:課|部|局|室|係|班)(?:長)?(?=[がはのにでもへと、。?？]|$)")
+#: Added to a sentence whose stance is what the question asks for (may I → any; what is needed → a duty).
+STANCE_BONUS = 0.15
+#: At most this many duties from other articles follow an article's items (「何が必要？」).
+MAX_OTHER_OBLIGATIONS = 2
+# 「何が必要？」「どうすればいい？」「何をしないといけない？」: what the asker must do.
+_ASKS_NEEDS = re.compile(r"必要|要る|いる[?？]|何をすれば|どうすれば|すべきこと|しないと(?:いけない|だめ|ダメ)|しなきゃ|守る|注意")
 #: Taken off a sentence that holds none of the words of the question's ask when others do.
 UNASKED_PENALTY = 0.2
 #: A provision of a rule (one 項, or one 号) up to this long is quoted whole rather than a sentence of it.
@@ -197,6 +203,12 @@ WHOLE_PROVISION_CHARS = 300
 
 
 _PROVISO = re.compile(r"^\s*(?:ただし|この場合において)")
+
+
+def _article_of(unit: dict[str, Any]) -> tuple[str, str]:
+    """The document and article a rule's unit belongs to (「第9条」 of 「第9条第2項」)."""
+    m = re.match(r"(第[0-9]+条(?:の[0-9]+)*)", nfkc(unit.get("label") or ""))
+    return unit["doc_id"], m.group(1) if m else (unit.get("label") or unit["id"])
 
 
 def _is_topic_noun(token: str) -> bool:
@@ -445,6 +457,8 @@ class Composer:
         if _ASKS_TRANSITION.search(nfkc(query)) and self._transition(out, query, hits, flt):
             return
         if shape == "enumeration" and self._enumeration(out, part, query, hits, flt):
+            if _ASKS_NEEDS.search(nfkc(query)):
+                out.pieces += self._other_obligations(out.pieces, query, hits, flt)
             return
         if shape == "definition" and self._definition(out, part, query, hits, flt):
             return
@@ -533,6 +547,36 @@ class Composer:
         out.heading = f"{section}{('の' + level) if level else ''}の項目（{out.total}件）" if section else f"該当する項目（{out.total}件）"
         return True
 
+    def _other_obligations(self, listed: list[Piece], query: str, hits: list[SearchHit], flt: QueryFilter) -> list[Piece]:
+        """Duties in other articles of the same rules that the question's topic falls under.
+
+        「画像を広報紙に使いたい。何が必要？」: the article on images lists the approval; the
+        article on labelling what was generated applies too. A provision found for the question
+        that obliges (「…しなければならない」) and holds one of its focus words is added, whole.
+        """
+        articles = {_article_of(p.unit) for p in listed if p.unit.get("label")}
+        docs = {p.unit["doc_id"] for p in listed if p.unit.get("label")}
+        if not articles:
+            return []
+        focus, _ = self._focus(query, flt)
+        if not focus:
+            return []
+        extra: list[Piece] = []
+        for h in hits[:8]:
+            u = h.unit
+            if u["doc_id"] not in docs or not u.get("label") or _article_of(u) in articles or u["kind"] == "table_row":
+                continue
+            if (u.get("label") or "").startswith(("附則", "様式", "別表")) or len(u["text"]) > WHOLE_PROVISION_CHARS:
+                continue
+            lead = split_sentences(u["text"])[:1]
+            if not lead or "oblige" not in polarity(lead[0]) or not set(focus) & self._terms(u["text"]):
+                continue
+            articles.add(_article_of(u))
+            extra.append(Piece(u, u["text"].strip(), role="rule", score=h.score))
+            if len(extra) == MAX_OTHER_OBLIGATIONS:
+                break
+        return extra
+
     def _named_section_units(self, query: str, flt: QueryFilter) -> list[dict[str, Any]]:
         names, ids = self.searcher.sections_named(query)
         if not ids or len(ids) > MAX_SECTION_UNITS:
@@ -584,7 +628,15 @@ class Composer:
             text = nfkc(p.unit["text"])
             m = _TABLE_REFERENCE.search(text)
             last_of_unit = i + 1 == len(pieces) or pieces[i + 1].unit_id != p.unit_id
-            if p.unit_id not in only or not last_of_unit or not p.unit.get("label") or p.unit["kind"] == "table_row" or not m:
+            if p.unit_id not in only or not last_of_unit or not p.unit.get("label") or p.unit["kind"] == "table_row":
+                continue
+            if not m:
+                # A table row that names this provision (「第9条第3項ただし書によりCIOが認めたもの」)
+                # is the case it was applied to.
+                for r in self._rows_naming(p.unit, flt)[:1]:
+                    if r["id"] not in present:
+                        present.add(r["id"])
+                        out.append(Piece(r, _cells(r["text"]), role="quote", score=p.score, scope=p.scope))
                 continue
             rows = [r for r in self._table_rows(p.unit, m.group(1), flt) if r["id"] not in present]
             values = [squash(v) for v in re.findall(r"「([^「」]{2,30})」", text)]
@@ -601,6 +653,15 @@ class Composer:
                 out.append(Piece(r, _cells(r["text"]), role="quote", score=p.score, scope=p.scope))
         return out
 
+    def _rows_naming(self, unit: dict[str, Any], flt: QueryFilter) -> list[dict[str, Any]]:
+        """Table rows of ``unit``'s document whose cells name its provision (第9条第3項), in order."""
+        label = nfkc(unit.get("label") or "")
+        if not re.match(r"^第[0-9]+条", label):
+            return []
+        pattern = re.compile(re.escape(label) + r"(?![0-9の])")
+        rows_flt = QueryFilter(access=flt.access, doc_ids=[unit["doc_id"]], kinds=["table_row"])
+        return sorted((r for r in self.searcher.iter_units(flt=rows_flt) if pattern.search(nfkc(r["text"]))), key=lambda r: r["line_start"])
+
     def _common_section_units(self, hits: list[SearchHit], flt: QueryFilter) -> list[dict[str, Any]]:
         """The units of the deepest section that at least two of the top hits share."""
         top = [h.unit for h in hits[:5]]
@@ -614,6 +675,10 @@ class Composer:
                 best = prefix
                 break
         if best is None:
+            return []
+        if lead.get("label") and not re.match(r"^第[0-9０-９一二三四五六七八九十百]+条", nfkc(best[-1])):
+            # In a rule, the items of one article are its 項 and 号; a 章 shared by two provisions
+            # is a list of articles about different things, no answer to 「何が必要？」.
             return []
         occ = self.searcher.occurrences_under(best, doc_id=lead["doc_id"])
         ids = list(dict.fromkeys(o.unit_id for o in occ))
@@ -866,7 +931,7 @@ class Composer:
         ranked = self._rank_sentences(query, self._with_sibling_provisions(hits[:8], flt), ask=out.question)
         for p in ranked:
             if _stance(p):
-                p.score += 0.15  # a sentence that permits, conditions or forbids is what was asked
+                p.score += STANCE_BONUS  # a sentence that permits, conditions or forbids is what was asked
         ranked.sort(key=lambda p: -p.score)
         rules = [p for p in ranked if _stance(p)]
         if not rules:
@@ -880,18 +945,23 @@ class Composer:
     # ------------------------------------------------------------------ open fact
     def _open_fact(self, out: ComposedPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         ranked = self._rank_sentences(query, self._with_sibling_provisions(hits[:8], flt), rows=True, ask=out.question)
+        if _ASKS_NEEDS.search(nfkc(query)):
+            # 「使い始めたい。何が必要？」: what the asker must do is what a rule obliges.
+            for p in ranked:
+                if "oblige" in _stance(p):
+                    p.score += STANCE_BONUS
+            ranked.sort(key=lambda p: -p.score)
         out.pieces = self._distinct(ranked, 2, floor=0.9)
 
-    def _require_focus(self, out: ComposedPart, query: str, flt: QueryFilter) -> None:
-        """Not covered when the pieces hold none of the question's rarest words.
+    def _focus(self, query: str, flt: QueryFilter) -> tuple[list[str], set[str]]:
+        """The question's rarest topic words (at most two) and the corpus's own words for its
+        staff wording (ホームページ → ウェブサイト, 毎年 → 年度, 払う → 費用).
 
-        Retrieval finds a near clause for anything asked about this field; whether it answers
-        shows in the rarest words the question and the corpus share (利用料, 予算): a piece
-        without any of them answers another question. Words the corpus never uses say nothing
-        either way, and words naming a document are only where to look.
+        An office named in the question (「各課の予算から」「情報政策課が払う」) is who acts, not
+        what is asked about; a word in one unit in ten says nothing about this question; words
+        the corpus never uses say nothing either way; words naming a document only say where
+        to look (a body's name, 都 → 東京都, even among the corpus's words).
         """
-        if not out.pieces:
-            return
         docs = self.searcher.documents(flt=flt).values()
         titles = self._terms(" ".join(f"{d.title} {d.issuer}" for d in docs))
         issuers = self._terms(" ".join(d.issuer for d in docs))
@@ -899,18 +969,24 @@ class Composer:
         def nouns(tokens: Iterable[str], where: set[str]) -> set[str]:
             return {t for t in tokens if t not in where and _is_topic_noun(t) and self.searcher.term_units(t) > 0}
 
-        # An office named in the question (「各課の予算から」「情報政策課が払う」) is who acts, not
-        # what is asked about; a word in one unit in ten says nothing about this question.
         topic = _OFFICE_NAME.sub("、", nfkc(query))
         asked = self.tokenizer.tokens(topic)
         # 「何時間？」: the unit of the figure asked for is tested by the figure, not a topic word.
         counters = asked_counters(query)
         rare = {t for t in nouns(asked, titles) - counters if self.searcher.term_weight(t) >= COMMON_WORD_WEIGHT}
         focus = sorted(rare, key=lambda t: -self.searcher.term_weight(t))[:2]
-        # The corpus's own word for the asker's (ホームページ → ウェブサイト, 毎年 → 年度, 払う →
-        # 費用) counts as the word, even one some title happens to hold; a body's name (都 →
-        # 東京都) only says where.
-        corpus_words = nouns(self.tokenizer.tokens(topic, query=True), issuers) - set(asked)
+        return focus, nouns(self.tokenizer.tokens(topic, query=True), issuers) - set(asked)
+
+    def _require_focus(self, out: ComposedPart, query: str, flt: QueryFilter) -> None:
+        """Not covered when the pieces hold none of the question's focus words (:meth:`_focus`).
+
+        Retrieval finds a near clause for anything asked about this field; whether it answers
+        shows in the rarest words the question and the corpus share (利用料, 予算): a piece
+        without any of them answers another question.
+        """
+        if not out.pieces:
+            return
+        focus, corpus_words = self._focus(query, flt)
         if not focus and not corpus_words:
             return
         accepted = set(focus) | corpus_words
@@ -991,12 +1067,19 @@ class Composer:
         # 「…入力してしまった。誰に報告すればいい？」: the sentence that asks says what the answer is
         # about; the sentences before it are the situation.
         asked = self._terms(ask) if ask and squash(ask) != squash(query) else set()
-        # A word and the corpus's words for it (ログ → 記録, 履歴) are one concept: a passage holding
-        # any of them holds it once, at the weight of its rarest word.
-        concepts: list[frozenset[str]] = [frozenset(g & q_terms) for g in self.tokenizer.synonym_groups(query) if g & q_terms]
-        grouped = set().union(*concepts) if concepts else set()
-        concepts += [frozenset({t}) for t in q_terms - grouped]
-        weights = {c: max(self.searcher.term_weight(t) for t in c) * (2.0 if c & asked else 1.0) for c in concepts}
+        # What the ask is about, not how it asks: 「何が必要？」's 必要 is in one unit in five.
+        asked = {t for t in asked if self.searcher.term_weight(t) >= COMMON_WORD_WEIGHT}
+        # A staff word and the corpus's words for it (ログ → 記録, 履歴) are one concept: a passage
+        # holding any of them holds it once, weighed as the corpus's words are (the staff word
+        # is rare in the rules because the rules say it otherwise: 使う is rare, 利用 is not).
+        weights: dict[frozenset[str], float] = {}
+        for said, corpus in self.tokenizer.synonym_groups(query):
+            members = frozenset((said | corpus) & q_terms)
+            if corpus & q_terms:
+                weights[members] = max(weights.get(members, 0.0), max(self.searcher.term_weight(t) for t in corpus & q_terms))
+        grouped = set().union(*weights) if weights else set()
+        weights.update({frozenset({t}): self.searcher.term_weight(t) for t in q_terms - grouped})
+        weights = {c: w * (2.0 if c & asked else 1.0) for c, w in weights.items()}
         qvec = self.searcher.query_vector(query)
         cands: list[tuple[SearchHit, str, int]] = []
         for rank, h in enumerate(hits):
