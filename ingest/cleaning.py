@@ -18,7 +18,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["Line", "CleanResult", "clean_lines", "clean_inline", "nfkc", "squash"]
+__all__ = ["Line", "CleanResult", "clean_lines", "clean_inline", "nfkc", "squash", "kanji_number", "arabic_counts"]
 
 _NAV_DIGITS = re.compile(r"^(?:-\s*)?(?:0\d)(?:\s+0\d)*$")
 _PAGE_NUMBER = re.compile(r"^\d{1,3}$")
@@ -43,6 +43,44 @@ _FURNITURE = [
 def nfkc(text: str) -> str:
     """NFKC-normalise: ``３Ｃ`` → ``3C``, half-width kana → full-width, ``（`` → ``(``."""
     return unicodedata.normalize("NFKC", text)
+
+
+_KANJI_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_KANJI_UNITS = {"十": 10, "百": 100, "千": 1000}
+# A count or date written in kanji (「五年間」「年二回」「令和七年四月一日」「第三号」): NFKC leaves
+# it as it is, so figures are compared after this.
+_KANJI_COUNT = re.compile(
+    r"(?<![〇一二三四五六七八九十百千])([〇一二三四五六七八九十百千]+)"
+    r"(?=\s*(?:か月|ヶ月|カ月|箇月|年|月|日|回|件|人|名|時間|割|倍|歳|円|万|億|条|項|号|団体|以上|以下|未満|%|パーセント))"
+)
+
+
+def kanji_number(token: str) -> int | None:
+    """``12``, ``十二`` and ``一二`` (digit by digit) → 12; None when not a number."""
+    token = nfkc(token).strip()
+    if token.isdigit():
+        return int(token)
+    total, current = 0, 0
+    for ch in token:
+        if ch in _KANJI_DIGITS:
+            current = current * 10 + _KANJI_DIGITS[ch]
+        elif ch in _KANJI_UNITS:
+            total += (current or 1) * _KANJI_UNITS[ch]
+            current = 0
+        else:
+            return None
+    return total + current if token else None
+
+
+def arabic_counts(text: str) -> str:
+    """``text`` (NFKC) with kanji counts and dates in Arabic digits, for comparing figures only
+    (quotes stay as written): 「五年間保存」 → 「5年間保存」, 「年二回以上」 → 「年2回以上」,
+    「令和七年四月一日」 → 「令和7年4月1日」. A kanji word that is no count (「一部」「十分」) is kept.
+
+    >>> arabic_counts("記録を五年間保存し、研修を年二回以上、令和七年四月一日から")
+    '記録を5年間保存し、研修を年2回以上、令和7年4月1日から'
+    """
+    return _KANJI_COUNT.sub(lambda m: str(kanji_number(m.group(1))), nfkc(text))
 
 
 def squash(text: str) -> str:

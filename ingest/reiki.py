@@ -34,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ingest.cleaning import Line, clean_inline, nfkc, squash
+from ingest.cleaning import Line, clean_inline, kanji_number, nfkc, squash
 from ingest.models import DocumentMeta
 from ingest.structure import RawUnit
 from ingest.units import MIN_UNIT_CHARS
@@ -95,27 +95,6 @@ _PARA_TERM = re.compile(r"「([^」]{1,30})」とは")
 _TABLE_SEPARATOR = re.compile(r"^\|?[\s:|-]*-[\s:|-]*\|?$")
 # Line reasons of :func:`ingest.cleaning.clean_lines` that are structure in a rule.
 _RESTORED = ("page_number", "chart_label")
-
-_KANJI_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_KANJI_UNITS = {"十": 10, "百": 100, "千": 1000}
-
-
-def kanji_number(token: str) -> int | None:
-    """``12``, ``十二`` and ``一二`` (digit by digit) → 12; None when not a number."""
-    token = nfkc(token).strip()
-    if token.isdigit():
-        return int(token)
-    total, current = 0, 0
-    for ch in token:
-        if ch in _KANJI_DIGITS:
-            current = current * 10 + _KANJI_DIGITS[ch]
-        elif ch in _KANJI_UNITS:
-            total += (current or 1) * _KANJI_UNITS[ch]
-            current = 0
-        else:
-            return None
-    return total + current if token else None
-
 
 def _branch_suffix(branch: str) -> str:
     return "".join(f"の{kanji_number(b)}" for b in re.findall(_N, branch or ""))

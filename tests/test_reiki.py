@@ -336,3 +336,11 @@ def test_two_articles_are_enough_and_references_are_not_articles():
 @pytest.mark.parametrize("token,value", [("1", 1), ("１２", 12), ("十", 10), ("十二", 12), ("二十", 20), ("百五", 105), ("一〇五", 105), ("条", None)])
 def test_kanji_numbers(token, value):
     assert kanji_number(token) == value
+
+
+def test_kanji_counts_compare_as_numbers_and_other_kanji_stay():
+    from ingest.cleaning import arabic_counts
+
+    assert arabic_counts("その記録を五年間保存する") == "その記録を5年間保存する"
+    assert arabic_counts("研修を年二回以上、令和七年四月一日から") == "研修を年2回以上、令和7年4月1日から"
+    assert arabic_counts("一部を改正し、十分に確認する") == "一部を改正し、十分に確認する"

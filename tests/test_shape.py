@@ -89,3 +89,9 @@ def test_checklist_level_limits_the_list_only_when_one_is_named():
 
 def test_full_width_and_half_width_questions_get_the_same_shape():
     assert analyse_question("３Ｃ情報を入れてもいい？")[0].shape == analyse_question("3C情報を入れてもいい?")[0].shape == "may_i"
+
+
+def test_a_remark_after_the_question_is_its_context_not_another_question():
+    parts = analyse_question("会議の議事録をAIで要約していい？非公開の会議なんだけど")
+    assert len(parts) == 1 and parts[0].shape == "may_i"
+    assert len(analyse_question("研修って何時間？なんで必要なの？")) == 2

@@ -30,7 +30,7 @@ from index.search import SearchHit, SearchResult, Searcher
 from index.store import QueryFilter
 from index.tokenizer import JapaneseTokenizer
 from index.text import article_caption, bare_section, section_names
-from ingest.cleaning import nfkc, squash
+from ingest.cleaning import arabic_counts, nfkc, squash
 from ingest.sentences import LIST_MARKER, split_sentences
 from service.answer.coverage import MIN_DENSE, Coverage, assess_coverage
 from service.answer.polarity import polarity
@@ -424,11 +424,16 @@ class Composer:
             self_tested = scope == "local" and bool(res.hits) and not unknown and (
                 shape in ("figure", "definition") or any(h.unit_id in res.captioned for h in res.hits[:3])
             )
-            if not cov.covered and not (own_only and res.hits and not unknown) and not near_general and not self_tested:
+            # Nothing anywhere else answers (「私物のスマホからつないでいい？」): the office's rules are
+            # where the answer is or is not, as when they are named.
+            local_alone = scope == "local" and not coverage.covered and bool(res.hits) and not unknown
+            if not cov.covered and not (own_only and res.hits and not unknown) and not near_general and not self_tested and not local_alone:
                 continue
             sub = ComposedPart(question=part.ask or part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
             # In the documents it names, a question's 「本市」「汐見野市の」 is where, not what it asks.
             self._by_shape(sub, part, topic if scope != "general" else query, res.hits, flt)
+            if local_alone and not (cov.covered or near_general or self_tested):
+                self._require_focus(sub, topic, flt, strict=True)
             if sub.pieces and sub.covered:
                 for p in sub.pieces:
                     # Where a piece stands follows its document, not the search that found it.
@@ -809,7 +814,7 @@ class Composer:
         def counted(t: str) -> bool:
             # The counter after a number: 「5日以内」 answers 「何日？」; 「取得した日から」 does not, nor
             # does a date (「令和6年6月30日まで」 is no number of days or years).
-            for m in re.finditer(rf"[0-9一二三四五六七八九十百千]+\s*(?:か|ヶ|カ|箇)?{re.escape(counter or '')}", t):
+            for m in re.finditer(rf"[0-9]+\s*(?:か|ヶ|カ|箇)?{re.escape(counter or '')}", t):
                 before, after = t[: m.start()], t[m.end():]
                 if counter == "日" and re.search(r"月\s*$", before):
                     continue
@@ -819,7 +824,7 @@ class Composer:
             return False
 
         def fits(piece: Piece) -> bool:
-            t = nfkc(piece.text)
+            t = arabic_counts(piece.text)  # 「五年間」 is a number of years too
             if piece.unit["kind"] == "table_row":
                 # A table's unit of count sits in its header (件数, 金額（円）), not in each cell.
                 head = nfkc(piece.unit.get("header") or "")
@@ -975,19 +980,22 @@ class Composer:
         counters = asked_counters(query)
         rare = {t for t in nouns(asked, titles) - counters if self.searcher.term_weight(t) >= COMMON_WORD_WEIGHT}
         focus = sorted(rare, key=lambda t: -self.searcher.term_weight(t))[:2]
-        return focus, nouns(self.tokenizer.tokens(topic, query=True), issuers) - set(asked)
+        said_otherwise = nouns(self.tokenizer.tokens(topic, query=True), issuers) - set(asked)
+        return focus, {t for t in said_otherwise if self.searcher.term_weight(t) >= COMMON_WORD_WEIGHT}
 
-    def _require_focus(self, out: ComposedPart, query: str, flt: QueryFilter) -> None:
+    def _require_focus(self, out: ComposedPart, query: str, flt: QueryFilter, *, strict: bool = False) -> None:
         """Not covered when the pieces hold none of the question's focus words (:meth:`_focus`).
 
         Retrieval finds a near clause for anything asked about this field; whether it answers
         shows in the rarest words the question and the corpus share (利用料, 予算): a piece
-        without any of them answers another question.
+        without any of them answers another question. ``strict``: a question sharing no such
+        word with the corpus (「AIで作った俳句をコンテストに出していい？」) is not covered either.
         """
         if not out.pieces:
             return
         focus, corpus_words = self._focus(query, flt)
         if not focus and not corpus_words:
+            out.covered = out.covered and not strict
             return
         accepted = set(focus) | corpus_words
         held = set()

@@ -33,7 +33,7 @@ DEFAULT_SHAPES = Path(__file__).resolve().parent.parent / "data" / "shapes.yaml"
 
 _TERM_MARKER = re.compile(r"(?<!こ)とは|って、?(?:何|なに|なん|どういう|どう定義)|(?:の|で|を|は)?どう定義|の意味|の定義|どういう意味|という(?:のは|言葉|用語)|(?:を|が)指す")
 # A part that asks nothing (「予算要求に使いたい」) is context for the part before it.
-_ASKS = re.compile(r"[?？]|何|なに|なん|どう|どの|どれ|どこ|誰|いつ|いくら|いくつ|教えて|ですか|ますか|の$|か$")
+_ASKS = re.compile(r"[?？]|何|なに|なん(?!だ|です)|どう|どの|どれ|どこ|誰|いつ|いくら|いくつ|教えて|ですか|ますか|の$|か$")
 _MONEY_ASK = re.compile(r"いくら|何円|金額|費用|料金|価格|負担金|補助率|予算額")
 _COUNTER = re.compile(r"何(件|割|%|人|名|年|か月|ヶ月|カ月|月|日|回|府省庁|団体|自治体|市区町村|社|個|種類|時間|歳|円|倍|者|システム)")
 _DATE_ASK = re.compile(r"いつ|何年|何月|何日|日付|時期|時点|期限|施行")
