@@ -273,3 +273,11 @@ def test_what_is_needed_lists_the_article_on_it_not_a_chapter(office_state):
     assert labels[:2] == ["第16条第1項", "第16条第2項"]
     # Not a 章 of unrelated articles listed as items.
     assert "第1章" not in resp.answer
+
+
+def test_what_whoever_would_do_an_allowed_act_must_do_first_follows_it(office_state):
+    # 第9条 「利用することができる生成AIは…に限る」; 第8条 「許可サービスを利用しようとする職員は…
+    # 利用研修を修了した後…承認を受けなければならない」: the requirement, in another article.
+    resp = run_ask(office_state, STAFF, "許可サービス以外の生成AIも業務で使える？", record=False)
+    labels = [c.label for c in resp.citations]
+    assert labels[:2] == ["第9条第1項", "第8条第1項"]

@@ -192,6 +192,12 @@ COMMON_WORD_WEIGHT = math.log(10)
 _OFFICE_NAME = re.compile(r"[一-龥ァ-ヶー]{0,8}(?:課|部|局|室|係|班)(?:長)?(?=[がはのにでもへと、。?？]|$)")
 #: Added to a sentence whose stance is what the question asks for (may I → any; what is needed → a duty).
 STANCE_BONUS = 0.15
+# 「…登録を受けることができる」「第1項の申請をすることができる」: an act a provision allows; whoever
+# would do it is 「…を受けようとする者」「…をしようとする職員」 where the rules say what they must do first.
+_MAY_DO = re.compile(r"(?P<act>[一-龥ァ-ヶー]{1,10})(?P<wo>を)?(?P<verb>受ける|する|行う)ことができる")
+_INTENDING = {"受ける": "受けようとする", "する": "しようとする", "行う": "行おうとする"}
+#: At most this many prerequisites follow a may-I answer's provisions.
+MAX_PREREQUISITES = 2
 #: At most this many duties from other articles follow an article's items (「何が必要？」).
 MAX_OTHER_OBLIGATIONS = 2
 # 「何が必要？」「どうすればいい？」「何をしないといけない？」: what the asker must do.
@@ -227,6 +233,18 @@ def _sentence_before(text: str, sentence: str) -> str:
 def _caption(unit: dict[str, Any]) -> str:
     """The 見出し of the article a rule's unit belongs to (「利用の申請等」 of 「第8条（利用の申請等）」), or ""."""
     return article_caption(unit["section_path"]) if unit.get("label") else ""
+
+
+_CHAPTER = re.compile(r"^第[0-9０-９一二三四五六七八九十百]+[章節款]\s*")
+
+
+def _headings(unit: dict[str, Any]) -> str:
+    """What a rule's unit is about by its headings: its article's 見出し and the names of the
+    章・節 it stands in (「利用の手続」 of 「第二章 利用の手続」), or ""."""
+    if not unit.get("label"):
+        return ""
+    chapters = [_CHAPTER.sub("", nfkc(p)) for p in unit["section_path"][1:] if _CHAPTER.match(nfkc(p))]
+    return " ".join([_caption(unit), *chapters])
 
 
 def _stance(piece: Piece) -> set[str]:
@@ -452,7 +470,9 @@ class Composer:
         self._by_shape_pieces(out, part, query, hits, flt)
         if out.shape != "enumeration":
             chosen = _whole_provisions(out.pieces, one_item=out.shape == "may_i" and not _ASKS_WHICH.search(nfkc(out.question)))
-            out.pieces = self._with_referenced_rows(self._with_continuations(chosen, flt), query, flt, only={p.unit_id for p in chosen})
+            only = {p.unit_id for p in chosen}
+            pieces = self._with_referenced_rows(self._with_continuations(chosen, flt), query, flt, only=only)
+            out.pieces = self._with_prerequisites(pieces, flt, only=only) if out.shape == "may_i" else pieces
 
     def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         shape = out.shape
@@ -910,6 +930,35 @@ class Composer:
                 out.append(Piece(units[0], units[0]["text"].strip(), role=p.role, score=p.score, scope=p.scope))
         return out
 
+    def _with_prerequisites(self, pieces: list[Piece], flt: QueryFilter, *, only: set[str]) -> list[Piece]:
+        """Each provision of ``only`` that allows an act (「…利用者として登録を受けることができる」)
+        followed by the one that says what whoever would do it must do first (「利用者として登録を
+        受けようとする職員は、あらかじめ…研修を受講しなければならない」): the way rules state a
+        requirement, in the same article or another."""
+        out: list[Piece] = []
+        present = {p.unit_id for p in pieces}
+        added = 0
+        for i, p in enumerate(pieces):
+            out.append(p)
+            last_of_unit = i + 1 == len(pieces) or pieces[i + 1].unit_id != p.unit_id
+            if p.unit_id not in only or not last_of_unit or not p.unit.get("label") or added >= MAX_PREREQUISITES:
+                continue
+            m = _MAY_DO.search(nfkc(p.unit["text"]))
+            if not m:
+                continue
+            intending = squash(f"{m.group('act')}{m.group('wo') or ''}{_INTENDING[m.group('verb')]}")
+            rules_flt = QueryFilter(access=flt.access, doc_ids=[p.unit["doc_id"]])
+            for u in sorted(self.searcher.iter_units(flt=rules_flt), key=lambda u: u["line_start"]):
+                if u["id"] in present or not u.get("label") or intending not in squash(u["text"]):
+                    continue
+                if "oblige" not in polarity(u["text"]):
+                    continue
+                present.add(u["id"])
+                out.append(Piece(u, u["text"].strip(), role=p.role, score=p.score, scope=p.scope))
+                added += 1
+                break
+        return out
+
     def _with_sibling_provisions(self, hits: list[SearchHit], flt: QueryFilter) -> list[SearchHit]:
         """``hits`` plus the other 項 of the articles the best hits belong to: 「研修を受けなかったら？」
         is answered by the 項 after the one that orders the training."""
@@ -1146,16 +1195,16 @@ class Composer:
                 # A 号 of a rule reads with its lead-in (「…を知ったときは、直ちに…報告しなければならない。」
                 # + 「(1) 機密情報…を誤って入力したとき。」): the two together are the provision.
                 lead = lead_of(h.unit)[0]
-                cand_terms = self._terms(" ".join([text, lead, _caption(h.unit)]))
+                cand_terms = self._terms(" ".join([text, lead, _headings(h.unit)]))
                 lexical = share(cand_terms, h.unit)
                 denses[i] = max(denses[i], dense_of.get(lead_index.get((h.unit["id"], lead), -1), denses[i]))
             elif h.unit.get("label") and _PROVISO.match(text) and (main := _sentence_before(h.unit["text"], text)):
                 # A ただし書 (「ただし、…翻訳の用途に限り…この限りでない。」) is an exception to the
                 # sentence before it (「約款型サービスは…できない。」): the two are read together.
-                cand_terms = self._terms(" ".join([main, text, _caption(h.unit)]))
+                cand_terms = self._terms(" ".join([main, text, _headings(h.unit)]))
                 lexical = share(cand_terms, h.unit)
             else:
-                cand_terms = self._terms(text + " " + _caption(h.unit))
+                cand_terms = self._terms(text + " " + _headings(h.unit))
                 lexical = share(cand_terms, h.unit)
             held.append(cand_terms & asked)
             dense_n = (denses[i] - low) / span
