@@ -281,3 +281,9 @@ def test_what_whoever_would_do_an_allowed_act_must_do_first_follows_it(office_st
     resp = run_ask(office_state, STAFF, "許可サービス以外の生成AIも業務で使える？", record=False)
     labels = [c.label for c in resp.citations]
     assert labels[:2] == ["第9条第1項", "第8条第1項"]
+
+
+def test_the_definitions_article_is_no_list_of_what_to_watch_for(office_state):
+    resp = run_ask(office_state, STAFF, "市報にAIで書いた文章を載せるとき注意することは？", record=False)
+    assert "第2条(定義)" not in resp.answer and "第2条（定義）" not in resp.answer
+    assert any(c.label.startswith("第16条") for c in resp.citations)

@@ -198,6 +198,8 @@ _MAY_DO = re.compile(r"(?P<act>[一-龥ァ-ヶー]{1,10})(?P<wo>を)?(?P<verb>�
 _INTENDING = {"受ける": "受けようとする", "する": "しようとする", "行う": "行おうとする"}
 #: At most this many prerequisites follow a may-I answer's provisions.
 MAX_PREREQUISITES = 2
+_DEFINITIONS_ARTICLE = re.compile(r"[(（](?:定義|用語の定義|用語の意義)[)）]")
+_ASKS_TERMS = re.compile(r"定義|用語|言葉|意味|(?<!こ)とは|って何|ってなに")
 #: At most this many duties from other articles follow an article's items (「何が必要？」).
 MAX_OTHER_OBLIGATIONS = 2
 # 「何が必要？」「どうすればいい？」「何をしないといけない？」: what the asker must do.
@@ -468,7 +470,9 @@ class Composer:
 
     def _by_shape(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         self._by_shape_pieces(out, part, query, hits, flt)
-        if out.shape != "enumeration":
+        # Provisions are quoted whole and with what they cannot be read without, unless they are a
+        # list's items (an enumeration that found no list answers as an open fact does).
+        if not any(p.role == "item" for p in out.pieces):
             chosen = _whole_provisions(out.pieces, one_item=out.shape == "may_i" and not _ASKS_WHICH.search(nfkc(out.question)))
             only = {p.unit_id for p in chosen}
             pieces = self._with_referenced_rows(self._with_continuations(chosen, flt), query, flt, only=only)
@@ -539,7 +543,7 @@ class Composer:
 
     # ------------------------------------------------------------------ enumeration
     def _enumeration(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
-        units = self._named_section_units(query, flt) or self._referenced_table_rows(hits, flt) or self._common_section_units(hits, flt)
+        units = self._named_section_units(query, flt) or self._referenced_table_rows(hits, flt) or self._common_section_units(hits, flt, query)
         tags_held = False
         if units and part.tags:
             tagged = [u for u in units if set(part.tags) & set(u.get("tags") or [])]
@@ -554,8 +558,9 @@ class Composer:
             else:
                 items.append(Piece(u, _item_text(u), role="item"))
         if len(items) < 2:
-            # No section to list: the best unit may hold the list itself (its 号 or bullets).
-            for h in hits[:2]:
+            # No section to list: the best unit may hold the list itself (its 号 or bullets); a
+            # list further down is about something else (「委託するときの契約事項」 for 「載せるときの注意」).
+            for h in hits[:1]:
                 lines = _list_lines(h.unit["text"])
                 if len(lines) >= 2:
                     head = _first_sentence(h.unit["text"])
@@ -687,7 +692,7 @@ class Composer:
         rows_flt = QueryFilter(access=flt.access, doc_ids=[unit["doc_id"]], kinds=["table_row"])
         return sorted((r for r in self.searcher.iter_units(flt=rows_flt) if pattern.search(nfkc(r["text"]))), key=lambda r: r["line_start"])
 
-    def _common_section_units(self, hits: list[SearchHit], flt: QueryFilter) -> list[dict[str, Any]]:
+    def _common_section_units(self, hits: list[SearchHit], flt: QueryFilter, query: str) -> list[dict[str, Any]]:
         """The units of the deepest section that at least two of the top hits share."""
         top = [h.unit for h in hits[:5]]
         if len(top) < 2:
@@ -704,6 +709,9 @@ class Composer:
         if lead.get("label") and not re.match(r"^第[0-9０-９一二三四五六七八九十百]+条", nfkc(best[-1])):
             # In a rule, the items of one article are its 項 and 号; a 章 shared by two provisions
             # is a list of articles about different things, no answer to 「何が必要？」.
+            return []
+        if lead.get("label") and _DEFINITIONS_ARTICLE.search(nfkc(best[-1])) and not _ASKS_TERMS.search(nfkc(query)):
+            # The 定義 article lists the rule's words, not what to do or watch for.
             return []
         occ = self.searcher.occurrences_under(best, doc_id=lead["doc_id"])
         ids = list(dict.fromkeys(o.unit_id for o in occ))
