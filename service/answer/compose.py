@@ -26,10 +26,10 @@ from typing import Any
 
 from index.display import citation_label
 from index.naming import NamedDocuments
-from index.search import SearchHit, SearchResult, Searcher
+from index.search import Searcher, SearchHit, SearchResult
 from index.store import QueryFilter
-from index.tokenizer import JapaneseTokenizer
 from index.text import article_caption, bare_section, section_names
+from index.tokenizer import JapaneseTokenizer
 from ingest.cleaning import arabic_counts, nfkc, squash
 from ingest.sentences import LIST_MARKER, split_sentences
 from service.answer.coverage import MIN_DENSE, Coverage, assess_coverage

@@ -34,9 +34,9 @@ from guideqa.errors import LLMError, ModelUnavailable, Overloaded
 from guideqa.settings import Settings
 from index.search import Searcher
 from index.tokenizer import JapaneseTokenizer
-from service.answer.lead import LEAD_SCHEMA, apply_lead, lead_messages, parse_lead, wants_lead
 from service.answer.compose import Composer
 from service.answer.coverage import assess_coverage
+from service.answer.lead import LEAD_SCHEMA, apply_lead, lead_messages, parse_lead, wants_lead
 from service.answer.prompt import ABSTAIN_TEXT
 from service.answer.render import RenderedAnswer, citation_for, render_parts
 from service.answer.shape import analyse_question
