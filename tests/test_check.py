@@ -100,6 +100,8 @@ def test_check_question_detection(engine):
     assert not engine.is_check_question("生成AIに入れちゃダメな情報って何？")
     assert not engine.is_check_question("どんな情報ならクラウドのAIに入れていい？")
     assert engine.is_check_question("この会議資料をクラウドのAIに入れていい？")
+    # Making something with the AI is not putting information into it.
+    assert not engine.is_check_question("広報紙のカットを画像生成AIで作りたい。何が必要？")
 
 
 def test_malformed_rules_stop_with_the_rule_named(tmp_path, lookup):
