@@ -287,3 +287,10 @@ def test_the_definitions_article_is_no_list_of_what_to_watch_for(office_state):
     resp = run_ask(office_state, STAFF, "市報にAIで書いた文章を載せるとき注意することは？", record=False)
     assert "第2条(定義)" not in resp.answer and "第2条（定義）" not in resp.answer
     assert any(c.label.startswith("第16条") for c in resp.citations)
+
+
+def test_a_named_guideline_that_is_silent_is_said_so_and_the_office_rule_still_answers(office_state):
+    # The Tokyo guideline never mentions 研修; the city's rule does (第18条).
+    resp = run_ask(office_state, STAFF, "都のガイドラインだと研修はどうなってる？", record=False)
+    assert resp.citations and resp.citations[0].doc_id == CITY and resp.citations[0].label.startswith("第18条")
+    assert "「東京都 AI導入・活用ガイドライン」には、この点についての記載が見つかりませんでした。" in resp.answer

@@ -428,6 +428,21 @@ class Composer:
             scopes.append(("general", result))
 
         pieces_by_scope: list[tuple[str, ComposedPart]] = []
+
+        def compose_in(scope: str, res: SearchResult, cov: Coverage, *, strict: bool = False) -> ComposedPart:
+            sub = ComposedPart(question=part.ask or part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
+            # In the documents it names, a question's 「本市」「汐見野市の」 is where, not what it asks.
+            self._by_shape(sub, part, topic if scope != "general" else query, res.hits, flt)
+            if strict:
+                self._require_focus(sub, topic, flt, strict=True)
+            if sub.pieces and sub.covered:
+                for p in sub.pieces:
+                    # Where a piece stands follows its document, not the search that found it.
+                    p.scope = "local" if p.unit.get("authority") == "binding" else ("named" if p.unit["doc_id"] in named_ids else "general")
+                pieces_by_scope.append((scope, sub))
+            return sub
+
+        passed_over: tuple[SearchResult, Coverage] | None = None
         for scope, res in scopes:
             cov = assess_coverage(res.hits, unknown_entities=unknown) if scope != "general" else coverage
             # Asked about its own rules by name, the office's document is where the answer is or
@@ -444,29 +459,30 @@ class Composer:
             self_tested = scope == "local" and bool(res.hits) and not unknown and (
                 shape in ("figure", "definition") or any(h.unit_id in res.captioned for h in res.hits[:3])
             )
-            # Nothing anywhere else answers (「私物のスマホからつないでいい？」): the office's rules are
-            # where the answer is or is not, as when they are named.
-            local_alone = scope == "local" and not coverage.covered and bool(res.hits) and not unknown
-            if not cov.covered and not (own_only and res.hits and not unknown) and not near_general and not self_tested and not local_alone:
+            if not cov.covered and not (own_only and res.hits and not unknown) and not near_general and not self_tested:
+                if scope == "local" and res.hits and not unknown:
+                    passed_over = (res, cov)
                 continue
-            sub = ComposedPart(question=part.ask or part.text, shape=shape, covered=True, coverage=cov, hits=res.hits)
-            # In the documents it names, a question's 「本市」「汐見野市の」 is where, not what it asks.
-            self._by_shape(sub, part, topic if scope != "general" else query, res.hits, flt)
-            if local_alone and not (cov.covered or near_general or self_tested):
-                self._require_focus(sub, topic, flt, strict=True)
-            if sub.pieces and sub.covered:
-                for p in sub.pieces:
-                    # Where a piece stands follows its document, not the search that found it.
-                    p.scope = "local" if p.unit.get("authority") == "binding" else ("named" if p.unit["doc_id"] in named_ids else "general")
-                pieces_by_scope.append((scope, sub))
+            sub = compose_in(scope, res, cov)
             if scope == "named" and sub.pieces:
                 break  # the question asked about that document; do not pad with others
+        if not pieces_by_scope and passed_over is not None:
+            # Nothing else answers (「私物のスマホからつないでいい？」「都のガイドラインだと研修は？」):
+            # the office's rules are where the answer is or is not, as when they are named, if a
+            # clause of them holds the question's rare word.
+            compose_in("local", *passed_over, strict=True)
         if not pieces_by_scope:
             if own_only:
                 out.notes.append("本団体の規程には、この点についての記載が見つかりませんでした。")
                 return self._nearest(out, topic, scopes[0][1].hits)
             return self._nearest(out, query, result.hits)
-        return self._merge_scopes(out, pieces_by_scope)
+        merged = self._merge_scopes(out, pieces_by_scope)
+        if not own_only:
+            # 「国のガイドラインだとどうなってる？」 answered by the office's rule alone: say that the
+            # document asked about is silent, rather than leave it unsaid.
+            shown = {p.unit["doc_id"] for p in merged.pieces}
+            merged.notes += [f"「{docs[d].title}」には、この点についての記載が見つかりませんでした。" for d in named_ids if d not in shown]
+        return merged
 
     def _by_shape(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         self._by_shape_pieces(out, part, query, hits, flt)
