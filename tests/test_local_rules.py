@@ -294,3 +294,17 @@ def test_a_named_guideline_that_is_silent_is_said_so_and_the_office_rule_still_a
     resp = run_ask(office_state, STAFF, "都のガイドラインだと研修はどうなってる？", record=False)
     assert resp.citations and resp.citations[0].doc_id == CITY and resp.citations[0].label.startswith("第18条")
     assert "「東京都 AI導入・活用ガイドライン」には、この点についての記載が見つかりませんでした。" in resp.answer
+
+
+@pytest.mark.parametrize(
+    "question,first",
+    [("本市の規程の第13条を全部教えて", "第13条"), ("第十九条第四項ってなんて書いてある？", "第19条第4項"), ("第7条の2って何？", "第7条の2第1項")],
+)
+def test_a_provision_the_question_names_is_quoted_whole(office_state, question, first):
+    resp = run_ask(office_state, STAFF, question, record=False)
+    assert resp.citations[0].label == first and resp.citations[0].doc_id == CITY
+
+
+def test_a_provision_the_rule_does_not_have_is_not_answered_with_another(office_state):
+    resp = run_ask(office_state, STAFF, "本市の規程の第99条って何？", record=False)
+    assert all(not p.covered for p in resp.parts) or resp.abstained

@@ -200,6 +200,9 @@ _INTENDING = {"受ける": "受けようとする", "する": "しようとす�
 MAX_PREREQUISITES = 2
 _DEFINITIONS_ARTICLE = re.compile(r"[(（](?:定義|用語の定義|用語の意義)[)）]")
 _ASKS_TERMS = re.compile(r"定義|用語|言葉|意味|(?<!こ)とは|って何|ってなに")
+# A provision named in a question: 「第13条」「第11条第3項」「第7条の2」 (kanji numbers read first);
+# 「個人情報保護法第2条」 is a law's, not the rule's.
+_ASKED_PROVISION = re.compile(r"(?<![法令])第[0-9]+条(?:の[0-9]+)?(?:第[0-9]+項)?")
 #: At most this many duties from other articles follow an article's items (「何が必要？」).
 MAX_OTHER_OBLIGATIONS = 2
 # 「何が必要？」「どうすればいい？」「何をしないといけない？」: what the asker must do.
@@ -496,6 +499,8 @@ class Composer:
 
     def _by_shape_pieces(self, out: ComposedPart, part: QuestionPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
         shape = out.shape
+        if shape != "figure" and self._asked_provision(out, query, hits, flt):
+            return
         hits = self._with_form_provisions(hits, flt)
         if shape != "enumeration" and _ASKS_ENACTMENT.search(nfkc(query)) and self._enactment(out, hits, flt):
             return
@@ -797,15 +802,40 @@ class Composer:
 
     def _provision(self, unit: dict[str, Any], label: str, flt: QueryFilter) -> dict[str, Any] | None:
         """The unit of ``unit``'s rule labelled ``label`` (「第8条第1項」; 「第8条」 is its first 項), outside 附則."""
+        found = self._provision_units(unit, label, flt, limit=1)
+        return found[0] if found else None
+
+    def _provision_units(self, unit: dict[str, Any], label: str, flt: QueryFilter, *, limit: int = MAX_SECTION_UNITS) -> list[dict[str, Any]]:
+        """The units of ``unit``'s rule under ``label`` (「第8条」: its every 項 and 号), in order, outside 附則."""
         wanted = re.sub(r"\s+", "", nfkc(label))
+        ids: list[str] = []
         for o in self.searcher.occurrences_under(unit["section_path"][:1], doc_id=unit["doc_id"]):
             if len(o.path) >= 2 and nfkc(o.path[1]).startswith("附則"):
                 continue
             heads = "".join(x.group(0) for seg in o.path[1:] if (x := _PROVISION_HEAD.match(nfkc(seg).strip())))
-            if heads == wanted or (heads.startswith(wanted) and not heads[len(wanted):][:1].isdigit()):
-                found = self.searcher.get_units([o.unit_id], flt=flt)
-                return found[0] if found else None
-        return None
+            if (heads == wanted or (heads.startswith(wanted) and not heads[len(wanted):][:1].isdigit())) and o.unit_id not in ids:
+                ids.append(o.unit_id)
+                if len(ids) >= limit:
+                    break
+        return self.searcher.get_units(ids, flt=flt) if ids else []
+
+    def _asked_provision(self, out: ComposedPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> bool:
+        """「第13条を全部教えて」「第11条ってなんて書いてある？」: the provision the question names, quoted
+        whole from the rule searched (the first found among the hits); a provision none of them has
+        (「第99条」) is not covered, and the answer says so."""
+        m = _ASKED_PROVISION.search(arabic_counts(query))
+        rules = list({h.unit["doc_id"]: h.unit for h in hits if h.unit.get("label")}.values())
+        if not m or not rules:
+            return False
+        label = m.group(0)
+        for unit in rules:
+            units = self._provision_units(unit, label, flt)
+            if units:
+                out.pieces = [Piece(u, u["text"].strip(), role="rule") for u in units]
+                return True
+        out.covered = False
+        out.notes.append(f"{label}は見つかりませんでした。")
+        return True
 
     # ------------------------------------------------------------------ enactment (附則)
     def _enactment(self, out: ComposedPart, hits: list[SearchHit], flt: QueryFilter) -> bool:
