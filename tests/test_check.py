@@ -99,6 +99,7 @@ def test_check_question_detection(engine):
     # Which information, asked in general, is the rule's list, not a verdict on one piece of information.
     assert not engine.is_check_question("生成AIに入れちゃダメな情報って何？")
     assert not engine.is_check_question("どんな情報ならクラウドのAIに入れていい？")
+    assert not engine.is_check_question("ネットのAIに入れちゃダメな情報は？")
     assert engine.is_check_question("この会議資料をクラウドのAIに入れていい？")
     # Making something with the AI is not putting information into it.
     assert not engine.is_check_question("広報紙のカットを画像生成AIで作りたい。何が必要？")

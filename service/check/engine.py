@@ -47,7 +47,7 @@ _PERMISSION = re.compile(r"(?:て|で)も?(?:いい|よい|良い|大丈夫|OK|�
 # Using what the AI produced (publishing its text, posting its image) is not putting information into it.
 _OUTPUT_USE = re.compile(r"(?:AI|生成AI|チャット)(?:が|で|に)(?:書い|書き|書く|作っ|作り|作る|描い|描き|描く|作成し|生成し|書かせ|作らせ|描かせ)|(?:書いた|作った|生成した|作成した)(?:文章|文|画像|もの|資料)|載せ|掲載|公開し|公表し|配布し")
 # 「どんな情報なら入れていい？」「ダメな情報って何？」: which information, asked in general.
-_WHICH_INFORMATION = re.compile(r"(?:どんな|どの|どういう|何の)(?:情報|データ|資料)|(?:情報|データ|資料)(?:って|は|とは)(?:何|なに|どれ|どんな)")
+_WHICH_INFORMATION = re.compile(r"(?:どんな|どの|どういう|何の)(?:情報|データ|資料)|(?:情報|データ|資料)(?:って|は|とは)(?:何|なに|どれ|どんな|[?？]|$)")
 _SOME_DATA = re.compile(r"データ|情報|資料|ファイル|EXCEL|エクセル|文書|メモ|名簿")
 _SERVICE_CASES = (("ismap", "ISMAP登録サービス"), ("cloud", "インターネット接続系・パブリッククラウド（対策実施）"), ("yakkan", "約款型・規約同意のみのサービス"))
 # Personal data named without saying whose: could be 3B (住民) or 3C (職員).
