@@ -207,6 +207,10 @@ _ASKED_PROVISION = re.compile(r"(?<![法令])第[0-9]+条(?:の[0-9]+)?(?:第[0-
 MAX_OTHER_OBLIGATIONS = 2
 # 「何が必要？」「どうすればいい？」「何をしないといけない？」: what the asker must do.
 _ASKS_NEEDS = re.compile(r"必要|要る|いる[?？]|何をすれば|どうすれば|すべきこと|しないと(?:いけない|だめ|ダメ)|しなきゃ|守る|注意")
+#: A 号 this short whose words the question holds verbatim (「一 個人情報」) names what was asked: its
+#: share of the question's words is raised by the bonus.
+NAMED_ITEM_CHARS = 16
+NAMED_ITEM_BONUS = 0.3
 #: Taken off a sentence that holds none of the words of the question's ask when others do.
 UNASKED_PENALTY = 0.2
 #: A provision of a rule (one 項, or one 号) up to this long is quoted whole rather than a sentence of it.
@@ -1238,6 +1242,7 @@ class Composer:
                 leads[unit["id"]] = (sentences[0] if sentences else "", _list_lines(unit["text"]))
             return leads[unit["id"]]
         held: list[set[str]] = []
+        asked_text = squash(nfkc(query))
         for i, (h, text, rank) in enumerate(cands):
             if h.unit["kind"] == "table_row":
                 # A row is found by its label (the row's own name) more than by its column
@@ -1251,6 +1256,10 @@ class Composer:
                 lead = lead_of(h.unit)[0]
                 cand_terms = self._terms(" ".join([text, lead, _headings(h.unit)]))
                 lexical = share(cand_terms, h.unit)
+                # 「一 個人情報」 when 個人情報 is what the question asks about: the item names it outright.
+                named = squash(_ITEM_LINE.sub("", nfkc(text)))
+                if 2 <= len(named) <= NAMED_ITEM_CHARS and named in asked_text:
+                    lexical = min(1.0, lexical + NAMED_ITEM_BONUS)
                 denses[i] = max(denses[i], dense_of.get(lead_index.get((h.unit["id"], lead), -1), denses[i]))
             elif h.unit.get("label") and _PROVISO.match(text) and (main := _sentence_before(h.unit["text"], text)):
                 # A ただし書 (「ただし、…翻訳の用途に限り…この限りでない。」) is an exception to the
@@ -1263,8 +1272,9 @@ class Composer:
             held.append(cand_terms & asked)
             dense_n = (denses[i] - low) / span
             score = 0.5 * dense_n + 0.5 * lexical + 0.1 / (rank + 1)
-            if len(text) < 8 or (len(text) <= 16 and not re.search(r"[。、0-9０-９]", text)):
-                score -= 0.3  # a heading fragment is not an answer
+            is_item = bool(h.unit.get("label")) and text in lead_of(h.unit)[1]
+            if not is_item and (len(text) < 8 or (len(text) <= 16 and not re.search(r"[。、0-9０-９]", text))):
+                score -= 0.3  # a heading fragment is not an answer (a rule's 「一 個人情報」 is an item)
             if _quoted_share(text) > 0.6:
                 score -= 0.3  # a line that is mostly a quoted title is a reference, not a statement
             if (h.unit.get("label") or "").startswith(("様式", "別記様式")):
