@@ -12,6 +12,8 @@ A lead sentence such as 「はい、利用できます。」 must not contradict
     True
     >>> sorted(polarity("ただし、翻訳の用途に限り、CIOが特に認めたものについては、この限りでない。"))
     ['condition']
+    >>> polarity("(6) 前各号に掲げるもののほか、生成AIの利用に関し必要な事務に関すること。"), polarity("所属長の承認が必要。")
+    (set(), {'oblige'})
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ Stance = Literal["forbid", "permit", "condition", "oblige"]
 
 # Order matters only in that obligation is removed before prohibition is looked for:
 # 「しなければならない」 ends in ならない but obliges, it does not forbid.
-_OBLIGE = re.compile(r"(?:なければ|なくては)(?:ならない|ならず|いけない)|ものとする|義務|必須|必要(?:がある|です|となる|とする)?")
+# 「必要な事務」「必要に応じて」「必要性」 name a need; they oblige nobody.
+_OBLIGE = re.compile(r"(?:なければ|なくては)(?:ならない|ならず|いけない)|ものとする|義務|必須|必要(?:がある|です|となる|とする)|必要(?!な|に応じ|性)")
 _FORBID = re.compile(
     r"(?:ては|では)(?:ならない|ならず|いけない|だめ|ダメ)|禁止|不可(?!欠|能)|認めない|認められない|できない|できません|出来ない"
     r"|(?:し|入力し|利用し|使用し|使わ|入れ|行わ|提供し|送信し|登録し)ない(?:こと|で|。|$)|避ける|控える|いいえ"
