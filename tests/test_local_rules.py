@@ -308,3 +308,9 @@ def test_a_provision_the_question_names_is_quoted_whole(office_state, question, 
 def test_a_provision_the_rule_does_not_have_is_not_answered_with_another(office_state):
     resp = run_ask(office_state, STAFF, "本市の規程の第99条って何？", record=False)
     assert all(not p.covered for p in resp.parts) or resp.abstained
+
+
+def test_using_a_service_is_answered_by_the_article_limiting_the_services(office_state):
+    # 第9条 「職員が業務において利用することができる生成AIは、別表第1に掲げる許可サービスに限る。」
+    resp = run_ask(office_state, STAFF, "ChatGPTの無料版を使ってもいい？", record=False)
+    assert resp.citations[0].doc_id == CITY and resp.citations[0].label == "第9条第1項"

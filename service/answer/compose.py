@@ -203,6 +203,10 @@ _ASKS_TERMS = re.compile(r"定義|用語|言葉|意味|(?<!こ)とは|って何|
 # A provision named in a question: 「第13条」「第11条第3項」「第7条の2」 (kanji numbers read first);
 # 「個人情報保護法第2条」 is a law's, not the rule's.
 _ASKED_PROVISION = re.compile(r"(?<![法令])第[0-9]+条(?:の[0-9]+)?(?:第[0-9]+項)?")
+# A may-I about using a service: 「ChatGPTの無料版を使っていい？」「ネットの翻訳AIなら使っていいよね？」.
+_USES_SERVICE = re.compile(r"(?:[A-Za-z]{3,}|無料|ネット|アプリ|サービス|ツール|翻訳AI|画像生成AI)[^?？。]{0,20}(?:使|利用)")
+# The provision limiting the services staff may use: 「職員が業務に利用することができる生成AIは、…に限る。」
+_SERVICE_LIMIT = re.compile(r"(?:利用|使用)(?:する)?(?:ことが)?できる生成AI(?:の(?:サービス|ツール))?は、?[^。]{0,40}に限る")
 #: At most this many duties from other articles follow an article's items (「何が必要？」).
 MAX_OTHER_OBLIGATIONS = 2
 # 「何が必要？」「どうすればいい？」「何をしないといけない？」: what the asker must do.
@@ -463,8 +467,11 @@ class Composer:
             # A figure or a definition carries its own test (a number with the counter asked for, a
             # clause defining the term): in the office's rules that test decides, not the scores.
             # So does an article whose 見出し the question says in full (「使っちゃダメな業務」: 利用の制限).
+            # And so does a may-I about using a service (「ChatGPTの無料版を使っていい？」): the office's
+            # article limiting the services staff may use is the answer, whatever else scores higher.
             self_tested = scope == "local" and bool(res.hits) and not unknown and (
                 shape in ("figure", "definition") or any(h.unit_id in res.captioned for h in res.hits[:3])
+                or (shape == "may_i" and bool(_USES_SERVICE.search(nfkc(query))))
             )
             if not cov.covered and not (own_only and res.hits and not unknown) and not near_general and not self_tested:
                 if scope == "local" and res.hits and not unknown:
@@ -525,7 +532,6 @@ class Composer:
                 self._require_focus(out, query, flt)  # a date, but of something else
             return
         if shape == "may_i" and self._may_i(out, query, hits, flt):
-            self._require_focus(out, query, flt)
             return
         self._open_fact(out, query, hits, flt)
         self._require_focus(out, query, flt)
@@ -1049,10 +1055,33 @@ class Composer:
         if not rules:
             return False
         chosen = self._distinct(rules, 2, floor=0.85)
+        limit = self._service_limit(hits, flt) if _USES_SERVICE.search(nfkc(query)) else None
+        if limit is not None and limit["id"] not in {p.unit_id for p in chosen}:
+            chosen = [Piece(limit, limit["text"].strip(), score=chosen[0].score if chosen else 0.0), *chosen]
         for p in chosen:
             p.role = "rule"
         out.pieces = chosen
+        if limit is None:
+            # The article limiting the services answers 「〇〇を使っていい？」 by what it leaves out,
+            # without the service's name; anything else must hold the question's rare word.
+            self._require_focus(out, query, flt)
         return True
+
+    def _service_limit(self, hits: list[SearchHit], flt: QueryFilter) -> dict[str, Any] | None:
+        """The provision of the rules found that limits the AI services staff may use
+        (「職員が業務に利用することができる生成AIは、…に限る。」), if one of them has it."""
+        for h in hits:
+            if h.unit.get("label") and _SERVICE_LIMIT.search(nfkc(h.unit["text"])):
+                return h.unit
+        for doc_id in dict.fromkeys(h.unit["doc_id"] for h in hits if h.unit.get("label")):
+            rules_flt = QueryFilter(access=flt.access, doc_ids=[doc_id])
+            found = sorted(
+                (u for u in self.searcher.iter_units(flt=rules_flt) if u.get("label") and _SERVICE_LIMIT.search(nfkc(u["text"]))),
+                key=lambda u: u["line_start"],
+            )
+            if found:
+                return found[0]
+        return None
 
     # ------------------------------------------------------------------ open fact
     def _open_fact(self, out: ComposedPart, query: str, hits: list[SearchHit], flt: QueryFilter) -> None:
