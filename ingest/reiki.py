@@ -34,7 +34,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ingest.cleaning import Line, clean_inline, kanji_number, nfkc, squash
+from ingest.cleaning import (
+    Line,
+    arabic_counts,
+    clean_inline,
+    kanji_number,
+    nfkc,
+    squash,
+)
 from ingest.models import DocumentMeta
 from ingest.structure import RawUnit
 from ingest.units import MIN_UNIT_CHARS
@@ -445,8 +452,8 @@ class _LegalParser:
                     self.info.amendments += 1
                     self.dropped["amendment_history"] += 1
                 else:
-                    self.info.enacted = self.info.enacted or _arabic(m.group("date") or "", r"(?=[年月日])")
-                    self.info.number = self.info.number or _arabic(m.group("num") or "", r"(?=号)")
+                    self.info.enacted = self.info.enacted or squash(arabic_counts(m.group("date") or ""))
+                    self.info.number = self.info.number or squash(arabic_counts(m.group("num") or ""))
                     self.dropped["document_metadata"] += 1
                 continue
             if not self.info.title_line and not s.endswith("。") and len(s) <= 80 and self._shape(row) == "text":
@@ -710,13 +717,6 @@ class _LegalParser:
             out.append(unit)
             previous = unit
         return out
-
-
-def _arabic(text: str, before: str) -> str:
-    """Kanji numbers written before ``before`` in Arabic digits, spaces removed:
-    「令和五年十月二日」 → 「令和5年10月2日」, 「△△町規則第十二号」 → 「△△町規則第12号」."""
-    text = re.sub(r"\s+", "", text)
-    return re.sub(rf"[〇一二三四五六七八九十百千]+{before}", lambda m: str(kanji_number(m.group())), text)
 
 
 def _same_title(text: str, title: str) -> bool:

@@ -198,15 +198,15 @@ _MAY_DO = re.compile(r"(?P<act>[一-龥ァ-ヶー]{1,10})(?P<wo>を)?(?P<verb>�
 _INTENDING = {"受ける": "受けようとする", "する": "しようとする", "行う": "行おうとする"}
 #: At most this many prerequisites follow a may-I answer's provisions.
 MAX_PREREQUISITES = 2
-_DEFINITIONS_ARTICLE = re.compile(r"[(（](?:定義|用語の定義|用語の意義)[)）]")
 _ASKS_TERMS = re.compile(r"定義|用語|言葉|意味|(?<!こ)とは|って何|ってなに")
 # A provision named in a question: 「第13条」「第11条第3項」「第7条の2」 (kanji numbers read first);
 # 「個人情報保護法第2条」 is a law's, not the rule's.
 _ASKED_PROVISION = re.compile(r"(?<![法令])第[0-9]+条(?:の[0-9]+)?(?:第[0-9]+項)?")
 # A may-I about using a service: 「ChatGPTの無料版を使っていい？」「ネットの翻訳AIなら使っていいよね？」.
 _USES_SERVICE = re.compile(r"(?:[A-Za-z]{3,}|無料|ネット|アプリ|サービス|ツール|翻訳AI|画像生成AI)[^?？。]{0,20}(?:使|利用)")
-# The provision limiting the services staff may use: 「職員が業務に利用することができる生成AIは、…に限る。」
-_SERVICE_LIMIT = re.compile(r"(?:利用|使用)(?:する)?(?:ことが)?できる生成AI(?:の(?:サービス|ツール))?は、?[^。]{0,40}に限る")
+# The provision limiting the services staff may use, however worded: 「職員が業務に利用することができる生成AIは、
+# …に限る。」「業務に使用する生成AIサービスは、…に限るものとする。」「利用できる生成AIのサービスは…に限られる。」
+_SERVICE_LIMIT = re.compile(r"(?:利用|使用)[^。、]{0,12}生成AI[^。、]{0,12}は、?[^。]{0,60}に限(?:る|られる)")
 #: At most this many duties from other articles follow an article's items (「何が必要？」).
 MAX_OTHER_OBLIGATIONS = 2
 # 「何が必要？」「どうすればいい？」「何をしないといけない？」: what the asker must do.
@@ -741,14 +741,15 @@ class Composer:
             # In a rule, the items of one article are its 項 and 号; a 章 shared by two provisions
             # is a list of articles about different things, no answer to 「何が必要？」.
             return []
-        if lead.get("label") and _DEFINITIONS_ARTICLE.search(nfkc(best[-1])) and not _ASKS_TERMS.search(nfkc(query)):
-            # The 定義 article lists the rule's words, not what to do or watch for.
-            return []
         occ = self.searcher.occurrences_under(best, doc_id=lead["doc_id"])
         ids = list(dict.fromkeys(o.unit_id for o in occ))
         if len(ids) > MAX_SECTION_UNITS or len(ids) < 2:
             return []
         found = {u["id"]: u for u in self.searcher.get_units(ids, flt=flt)}
+        if lead.get("label") and any(u["kind"] == "definition" for u in found.values()) and not _ASKS_TERMS.search(nfkc(query)):
+            # The 定義 article (its 号 read as definitions by the parser) lists the rule's words,
+            # not what to do or watch for.
+            return []
         line_of = {}
         for o in occ:
             line_of.setdefault(o.unit_id, (o.path, o.line_start))
